@@ -1,0 +1,46 @@
+// Package changelog keeps the local state of a runner: its stores, their
+// pending writes, their checkpoints, and their restore from changelog
+// topics. It imports no Kafka client; the runner feeds it changelog records
+// through Source.
+//
+// # Model
+//
+// A runner has one Pebble database (DB), at state.dir/<application.id>/.
+// Each store of the topology on each partition is a store partition (Store)
+// inside it, and is backed by partition n of the compacted changelog topic
+// <application.id>-<store>-changelog.
+//
+// # The checkpoint invariant
+//
+// Pebble never holds uncommitted state. A store partition's checkpoint (the
+// next changelog offset to read) lives in Pebble, next to its state, and
+// every write that changes one changes the other in the same Pebble batch.
+// So at any moment, and after any crash, the state on disk is exactly the
+// changelog partition replayed up to the checkpoint; restore replays only the
+// tail from there. (Kafka Streams under EOS wipes local state after an
+// unclean shutdown; we need not.)
+//
+// # The caller's duties, in order
+//
+//  1. Open the DB once per process. Take one Store handle per store
+//     partition of each task; it belongs to that task's worker.
+//  2. On assignment, before processing any record of a partition, Restore
+//     each of its stores from a read_committed reader of its changelog
+//     partition (not through the group; pause the partition on the main
+//     consumer meanwhile so the group is not starved).
+//  3. While processing, Put and Delete go to the store's pending batch, and
+//     the same writes go as changelog records into the open Kafka
+//     transaction (a Delete as a tombstone, a nil value). Reads see the
+//     pending writes.
+//  4. After CommitTransaction returns, call DB.Commit with every store that
+//     has pending writes and its new checkpoint (the offset after the last
+//     changelog record it wrote in that transaction). Never before: a crash
+//     between the two loses nothing, since the restore replays the tail.
+//  5. When the transaction is aborted, Abort every store's pending writes.
+//  6. On revocation, MarkUnowned the task's store partitions; call
+//     DropUnowned from time to time to delete state not owned for
+//     state.cleanup.delay.ms.
+//
+// The on-disk format (keys, checkpoint encoding, format version) is in
+// keys.go and never changes in place.
+package changelog

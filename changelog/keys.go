@@ -1,0 +1,132 @@
+package changelog
+
+// ON-DISK FORMAT. Everything in this file is persisted in every state
+// directory. Never change an encoding here; add a new one under a new
+// formatVersion and teach Open to read (or migrate) the old one.
+//
+// The key space of the one Pebble database of a runner:
+//
+//	0x00 | sp                 checkpoint of store partition sp: big-endian int64,
+//	                          the next changelog offset to read
+//	0x01 | sp | user key      state: user value, stored as is
+//	0xff | "format-version"   big-endian uint64, see formatVersion
+//
+// where sp = uvarint(len(store)) | store | big-endian uint32(partition).
+//
+// The length prefix makes sp prefix-free ("ab" never shares a prefix with
+// "a"), so one store partition's state is exactly the keys that start with
+// 0x01|sp: Range is one prefix scan, and Drop is one DeleteRange plus one
+// Delete. Checkpoints sort before all state, so Partitions reads them in one
+// short scan.
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	// tagCheckpoint starts every checkpoint key.
+	tagCheckpoint byte = 0x00
+	// tagData starts every state key.
+	tagData byte = 0x01
+	// tagMeta starts keys that describe the database itself.
+	tagMeta byte = 0xff
+
+	// formatVersion is the version of the encodings in this file that this
+	// code writes. Open refuses a database stamped with a newer one.
+	formatVersion uint64 = 1
+
+	// partitionLen is the width of the encoded partition.
+	partitionLen = 4
+	// checkpointLen is the width of an encoded checkpoint value.
+	checkpointLen = 8
+)
+
+// formatVersionKey holds the format version (big-endian uint64).
+var formatVersionKey = []byte("\xffformat-version")
+
+// appendStorePartition appends sp = uvarint(len(store)) | store | partition.
+func appendStorePartition(dst []byte, store string, partition int32) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(store)))
+	dst = append(dst, store...)
+	return binary.BigEndian.AppendUint32(dst, uint32(partition))
+}
+
+// dataPrefix returns 0x01|sp, the prefix of every state key of the store partition.
+func dataPrefix(store string, partition int32) []byte {
+	p := make([]byte, 0, 1+binary.MaxVarintLen64+len(store)+partitionLen)
+	return appendStorePartition(append(p, tagData), store, partition)
+}
+
+// checkpointKey returns 0x00|sp, the key of the store partition's checkpoint.
+func checkpointKey(store string, partition int32) []byte {
+	p := make([]byte, 0, 1+binary.MaxVarintLen64+len(store)+partitionLen)
+	return appendStorePartition(append(p, tagCheckpoint), store, partition)
+}
+
+// dataKey returns prefix|userKey in a new slice (prefix from dataPrefix).
+func dataKey(prefix, userKey []byte) []byte {
+	k := make([]byte, 0, len(prefix)+len(userKey))
+	return append(append(k, prefix...), userKey...)
+}
+
+// encodeCheckpoint encodes a checkpoint value.
+func encodeCheckpoint(offset int64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, checkpointLen), uint64(offset))
+}
+
+// decodeCheckpoint decodes a checkpoint value.
+func decodeCheckpoint(v []byte) (int64, error) {
+	if len(v) != checkpointLen {
+		return 0, fmt.Errorf("%w: checkpoint value is %d bytes, want %d", ErrCorrupt, len(v), checkpointLen)
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// encodeFormatVersion encodes the value under formatVersionKey.
+func encodeFormatVersion(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+// decodeFormatVersion decodes the value under formatVersionKey.
+func decodeFormatVersion(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: format version value is %d bytes, want 8", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// decodeStorePartition decodes the sp that follows the tag byte of a
+// checkpoint or state key, and returns the length of tag|sp.
+func decodeStorePartition(key []byte) (StorePartition, int, error) {
+	if len(key) < 1 {
+		return StorePartition{}, 0, fmt.Errorf("%w: empty key", ErrCorrupt)
+	}
+	n, w := binary.Uvarint(key[1:])
+	if w <= 0 || n > uint64(len(key)) {
+		return StorePartition{}, 0, fmt.Errorf("%w: bad store name length in key %q", ErrCorrupt, key)
+	}
+	nameEnd := 1 + w + int(n)
+	if len(key) < nameEnd+partitionLen {
+		return StorePartition{}, 0, fmt.Errorf("%w: key %q too short for its store partition", ErrCorrupt, key)
+	}
+	sp := StorePartition{
+		Store:     string(key[1+w : nameEnd]),
+		Partition: int32(binary.BigEndian.Uint32(key[nameEnd:])),
+	}
+	return sp, nameEnd + partitionLen, nil
+}
+
+// prefixEnd returns the smallest key greater than every key with the given
+// prefix, for use as an exclusive upper bound. prefix must contain a byte
+// below 0xff (every prefix of ours starts with 0x00 or 0x01).
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	panic("changelog: prefixEnd of an all-0xff prefix")
+}

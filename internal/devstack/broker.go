@@ -1,0 +1,102 @@
+// Package devstack runs the embedded development stack: franz-go's kfake
+// Kafka-protocol broker with on-disk persistence (and, with package
+// schema/registry, the embedded schema registry). It is what `eos-runner
+// broker` and `eos-runner dev` start, and what the integration tests talk to
+// when no external cluster is configured.
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// BrokerConfig configures an embedded broker.
+type BrokerConfig struct {
+	// Listen is host:port; port 0 picks a free one.
+	Listen string
+	// DataDir keeps topics, records, committed offsets and transaction state
+	// across restarts; empty keeps everything in memory.
+	DataDir string
+	// Partitions is the default partition count of auto-created topics (default 4).
+	Partitions int
+	Logger     *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	c    *kfake.Cluster
+	addr string
+}
+
+// StartBroker starts a one-node kfake cluster and returns once it accepts
+// connections.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker --listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("broker --listen %q: bad port: %w", cfg.Listen, err)
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 4
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portStr))
+		}),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.AllowAutoTopicCreation(),
+		// Tests and dev use short session timeouts so a killed runner's
+		// partitions move quickly.
+		kfake.GroupMinSessionTimeout(500_000_000),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(&kfakeLogger{l: cfg.Logger}))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) == 0 {
+		c.Close()
+		return nil, fmt.Errorf("start broker: no listener")
+	}
+	return &Broker{c: c, addr: addrs[0]}, nil
+}
+
+// Addr is the bootstrap address.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker, persisting its state when it has a data dir.
+func (b *Broker) Close() { b.c.Close() }
+
+// Run serves until ctx is done, then closes.
+func (b *Broker) Run(ctx context.Context) {
+	<-ctx.Done()
+	b.Close()
+}
+
+// kfakeLogger adapts kfake's logger to slog, at warn level and above.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k *kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error("broker: " + fmt.Sprintf(msg, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn("broker: " + fmt.Sprintf(msg, args...))
+	}
+}

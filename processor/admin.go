@@ -1,0 +1,158 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// topicPlan is what the runner needs to exist before it starts: the
+// partition count of every source, and the internal topics to create.
+type topicPlan struct {
+	partitions map[int]int    // sub-topology -> partitions (tasks per sub-topology)
+	subOf      map[string]int // full source topic name -> sub-topology
+	changelogs map[string]bool
+}
+
+// prepareTopics checks source topics, derives partition counts (through
+// repartition topics too), and creates internal topics: repartition topics,
+// compacted changelogs with as many partitions as their sub-topology's
+// sources, and the dead-letter topic. A partition-count mismatch is an error
+// naming both counts.
+func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*topicPlan, error) {
+	md, err := admin.GetMetadata(nil, true, 15000)
+	if err != nil {
+		return nil, fmt.Errorf("metadata from %s: %w", r.cfg.BootstrapServers, err)
+	}
+	existing := map[string]int{}
+	for name, t := range md.Topics {
+		if t.Error.Code() == kafka.ErrNoError {
+			existing[name] = len(t.Partitions)
+		}
+	}
+	app := r.cfg.ApplicationID
+	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}}
+	var errs []error
+	// Partition counts of sub-topologies reading external topics.
+	for _, st := range r.topo.SubTopologies {
+		for _, src := range st.Sources {
+			for _, tp := range src.Topics {
+				full := topology.TopicName(app, tp, src.Internal)
+				plan.subOf[full] = st.ID
+				if src.Internal {
+					continue
+				}
+				n, ok := existing[full]
+				if !ok {
+					errs = append(errs, fmt.Errorf("source topic %q of node %s does not exist", full, src.Name))
+					continue
+				}
+				if prev, ok := plan.partitions[st.ID]; ok && prev != n {
+					errs = append(errs, fmt.Errorf("sub-topology %d: source topics are not co-partitioned: %q has %d partitions, another source %d", st.ID, full, n, prev))
+				}
+				plan.partitions[st.ID] = n
+			}
+		}
+	}
+	// Repartition topics take the partition count of the sub-topology writing
+	// them; iterate to a fixed point for chains.
+	create := map[string]kafka.TopicSpecification{}
+	for changed := true; changed; {
+		changed = false
+		for _, st := range r.topo.SubTopologies {
+			n, ok := plan.partitions[st.ID]
+			if !ok {
+				continue
+			}
+			for _, sink := range st.Sinks {
+				if !sink.Internal {
+					continue
+				}
+				full := topology.TopicName(app, sink.Topics[0], true)
+				reader, ok := plan.subOf[full]
+				if !ok {
+					continue
+				}
+				if _, done := plan.partitions[reader]; !done {
+					plan.partitions[reader] = n
+					changed = true
+				}
+				create[full] = kafka.TopicSpecification{Topic: full, NumPartitions: n, ReplicationFactor: -1}
+			}
+		}
+	}
+	maxParts := 1
+	for _, st := range r.topo.SubTopologies {
+		n, ok := plan.partitions[st.ID]
+		if !ok {
+			errs = append(errs, fmt.Errorf("sub-topology %d: cannot derive its partition count", st.ID))
+			continue
+		}
+		maxParts = max(maxParts, n)
+		for _, s := range st.Stores {
+			cl := topology.ChangelogTopic(app, s)
+			plan.changelogs[cl] = true
+			create[cl] = kafka.TopicSpecification{Topic: cl, NumPartitions: n, ReplicationFactor: -1,
+				Config: map[string]string{"cleanup.policy": "compact"}}
+		}
+		for _, sink := range st.Sinks {
+			if sink.Internal {
+				continue
+			}
+			if _, ok := existing[sink.Topics[0]]; !ok {
+				if !r.cfg.CreateTopics {
+					errs = append(errs, fmt.Errorf("sink topic %q of node %s does not exist (create it, or set create.topics)", sink.Topics[0], sink.Name))
+					continue
+				}
+				create[sink.Topics[0]] = kafka.TopicSpecification{Topic: sink.Topics[0], NumPartitions: n, ReplicationFactor: -1}
+			}
+		}
+	}
+	if r.cfg.OnError == OnErrorDLQ {
+		create[r.cfg.DLQTopic] = kafka.TopicSpecification{Topic: r.cfg.DLQTopic, NumPartitions: maxParts, ReplicationFactor: -1}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var specs []kafka.TopicSpecification
+	names := make([]string, 0, len(create))
+	for name := range create {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		spec := create[name]
+		if n, ok := existing[name]; ok {
+			if n != spec.NumPartitions && name != r.cfg.DLQTopic {
+				errs = append(errs, fmt.Errorf("topic %q has %d partitions, the topology needs %d", name, n, spec.NumPartitions))
+			}
+			continue
+		}
+		specs = append(specs, spec)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(specs) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res, err := admin.CreateTopics(cctx, specs)
+		if err != nil {
+			return nil, fmt.Errorf("create topics: %w", err)
+		}
+		for _, tr := range res {
+			if c := tr.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+				errs = append(errs, fmt.Errorf("create topic %q: %w", tr.Topic, tr.Error))
+			} else if c == kafka.ErrNoError {
+				r.log.Info("created topic", "topic", tr.Topic)
+			}
+		}
+	}
+	return plan, errors.Join(errs...)
+}

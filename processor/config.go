@@ -1,0 +1,269 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Processing guarantees, named as Kafka Streams' processing.guarantee values.
+const (
+	ExactlyOnceV2 = "exactly_once_v2"
+	AtLeastOnce   = "at_least_once"
+)
+
+// Error policies for records that fail to deserialize or to process
+// (DESIGN.md section 7).
+const (
+	OnErrorDLQ  = "dlq"
+	OnErrorSkip = "skip"
+	OnErrorFail = "fail"
+)
+
+// Config configures a Runner. Names follow Kafka Streams where one exists;
+// the zero value of a field means its default. Kafka holds librdkafka
+// properties passed through to both the consumer and the producer
+// (`consumer.` and `producer.` prefixes restrict one to one client); the
+// runner's own settings (group.id, transactional.id, isolation.level,
+// enable.auto.commit, partition.assignment.strategy) cannot be overridden
+// there.
+type Config struct {
+	// ApplicationID names the consumer group, prefixes internal topics and the
+	// state directory. Required. Kafka Streams' application.id.
+	ApplicationID string `yaml:"application.id"`
+	// BootstrapServers is the Kafka bootstrap list. Required.
+	// Kafka Streams' bootstrap.servers.
+	BootstrapServers string `yaml:"bootstrap.servers"`
+	// ProcessingGuarantee is exactly_once_v2 (default) or at_least_once.
+	ProcessingGuarantee string `yaml:"processing.guarantee"`
+	// CommitInterval is how often the open transaction commits; default 100ms
+	// (Kafka Streams' default under exactly-once). commit.interval.ms.
+	CommitInterval   time.Duration `yaml:"-"`
+	CommitIntervalMs int           `yaml:"commit.interval.ms"`
+	// CommitMaxRecords commits early once this many input records are in the
+	// open transaction; default 50000. Bounds the memory of pending batches.
+	CommitMaxRecords int `yaml:"commit.max.records"`
+	// StateDir holds `<application.id>/`, the Pebble DB; default
+	// $TMPDIR/eos-runner. state.dir.
+	StateDir string `yaml:"state.dir"`
+	// StateCleanupDelay keeps state of partitions no longer owned this long
+	// before deleting it; default 10m. state.cleanup.delay.ms.
+	StateCleanupDelay   time.Duration `yaml:"-"`
+	StateCleanupDelayMs int           `yaml:"state.cleanup.delay.ms"`
+	// NumStreamThreads sizes the pool of task workers; default the number of
+	// CPUs. num.stream.threads.
+	NumStreamThreads int `yaml:"num.stream.threads"`
+	// InstanceID identifies this instance; the transactional.id is
+	// `<application.id>-<instance.id>` and must be stable across restarts of the
+	// same instance and unique among live ones. Default: the host name.
+	InstanceID string `yaml:"instance.id"`
+	// OnError is dlq (default), skip or fail.
+	OnError string `yaml:"on.error"`
+	// DLQTopic is the dead-letter topic; default `<application.id>-dlq`.
+	DLQTopic string `yaml:"dlq.topic"`
+	// CreateTopics creates missing sink topics with the partition count of the
+	// sources; default false (true under `eos-runner dev`). Internal topics
+	// (changelogs, repartition, DLQ) are always created.
+	CreateTopics bool `yaml:"create.topics"`
+	// SessionTimeout is the consumer's session.timeout.ms; default 45s.
+	SessionTimeout   time.Duration `yaml:"-"`
+	SessionTimeoutMs int           `yaml:"session.timeout.ms"`
+	// TransactionTimeout is the producer's transaction.timeout.ms; default 30s.
+	// Must be below SessionTimeout, so that the broker aborts a stuck
+	// transaction before the group hands its partitions away.
+	TransactionTimeout   time.Duration `yaml:"-"`
+	TransactionTimeoutMs int           `yaml:"transaction.timeout.ms"`
+	// MetricsAddr serves Prometheus metrics at /metrics when set.
+	MetricsAddr string `yaml:"metrics.addr"`
+	// Kafka holds librdkafka properties passed through (see above).
+	Kafka map[string]string `yaml:"kafka"`
+}
+
+// reserved are librdkafka properties the runner sets itself: overriding them
+// would break the exactly-once protocol.
+var reserved = []string{"group.id", "transactional.id", "isolation.level", "enable.auto.commit",
+	"enable.auto.offset.store", "partition.assignment.strategy", "enable.idempotence", "bootstrap.servers"}
+
+// LoadConfig reads a YAML file of Kafka Streams-style keys (see Config). An
+// unknown key is an error naming it.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Set assigns one setting by its Kafka Streams name (as in a YAML file or a
+// --set flag); names with a `kafka.` prefix pass through to librdkafka.
+func (c *Config) Set(key, value string) error {
+	atoi := func() (int, error) {
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return 0, fmt.Errorf("config %s: %q is not an integer", key, value)
+		}
+		return n, nil
+	}
+	var err error
+	switch key {
+	case "application.id":
+		c.ApplicationID = value
+	case "bootstrap.servers":
+		c.BootstrapServers = value
+	case "processing.guarantee":
+		c.ProcessingGuarantee = value
+	case "commit.interval.ms":
+		c.CommitIntervalMs, err = atoi()
+	case "commit.max.records":
+		c.CommitMaxRecords, err = atoi()
+	case "state.dir":
+		c.StateDir = value
+	case "state.cleanup.delay.ms":
+		c.StateCleanupDelayMs, err = atoi()
+	case "num.stream.threads":
+		c.NumStreamThreads, err = atoi()
+	case "instance.id":
+		c.InstanceID = value
+	case "on.error":
+		c.OnError = value
+	case "dlq.topic":
+		c.DLQTopic = value
+	case "create.topics":
+		c.CreateTopics, err = strconv.ParseBool(value)
+	case "session.timeout.ms":
+		c.SessionTimeoutMs, err = atoi()
+	case "transaction.timeout.ms":
+		c.TransactionTimeoutMs, err = atoi()
+	case "metrics.addr":
+		c.MetricsAddr = value
+	default:
+		k, ok := strings.CutPrefix(key, "kafka.")
+		if !ok {
+			return fmt.Errorf("config: unknown setting %q (librdkafka properties take a kafka. prefix)", key)
+		}
+		if c.Kafka == nil {
+			c.Kafka = map[string]string{}
+		}
+		c.Kafka[k] = value
+	}
+	return err
+}
+
+// withDefaults returns c with every zero field at its default.
+func (c Config) withDefaults() Config {
+	ms := func(d *time.Duration, v int, def time.Duration) {
+		switch {
+		case *d != 0:
+		case v != 0:
+			*d = time.Duration(v) * time.Millisecond
+		default:
+			*d = def
+		}
+	}
+	if c.ProcessingGuarantee == "" {
+		c.ProcessingGuarantee = ExactlyOnceV2
+	}
+	ms(&c.CommitInterval, c.CommitIntervalMs, 100*time.Millisecond)
+	ms(&c.StateCleanupDelay, c.StateCleanupDelayMs, 10*time.Minute)
+	ms(&c.SessionTimeout, c.SessionTimeoutMs, 45*time.Second)
+	ms(&c.TransactionTimeout, c.TransactionTimeoutMs, 30*time.Second)
+	if c.CommitMaxRecords == 0 {
+		c.CommitMaxRecords = 50000
+	}
+	if c.StateDir == "" {
+		c.StateDir = os.TempDir() + "/eos-runner"
+	}
+	if c.NumStreamThreads == 0 {
+		c.NumStreamThreads = runtime.NumCPU()
+	}
+	if c.InstanceID == "" {
+		c.InstanceID, _ = os.Hostname()
+	}
+	if c.OnError == "" {
+		c.OnError = OnErrorDLQ
+	}
+	if c.DLQTopic == "" && c.ApplicationID != "" {
+		c.DLQTopic = c.ApplicationID + "-dlq"
+	}
+	return c
+}
+
+// Validate reports every problem of c at once, each naming its setting (and
+// both values where two settings must agree).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ApplicationID == "" {
+		bad("application.id: required")
+	} else if strings.ContainsAny(c.ApplicationID, " /\\:") {
+		bad("application.id: %q may not contain spaces, slashes or colons", c.ApplicationID)
+	}
+	if c.BootstrapServers == "" {
+		bad("bootstrap.servers: required")
+	}
+	switch c.ProcessingGuarantee {
+	case ExactlyOnceV2, AtLeastOnce:
+	default:
+		bad("processing.guarantee: %q is not %s or %s", c.ProcessingGuarantee, ExactlyOnceV2, AtLeastOnce)
+	}
+	switch c.OnError {
+	case OnErrorDLQ, OnErrorSkip, OnErrorFail:
+	default:
+		bad("on.error: %q is not dlq, skip or fail", c.OnError)
+	}
+	if c.CommitInterval < 0 {
+		bad("commit.interval.ms: %v is negative", c.CommitInterval)
+	}
+	if c.CommitMaxRecords < 0 {
+		bad("commit.max.records: %d is negative", c.CommitMaxRecords)
+	}
+	if c.NumStreamThreads < 0 {
+		bad("num.stream.threads: %d is negative", c.NumStreamThreads)
+	}
+	if c.InstanceID == "" {
+		bad("instance.id: required (no host name to default to)")
+	}
+	if c.ProcessingGuarantee == ExactlyOnceV2 && c.TransactionTimeout >= c.SessionTimeout {
+		bad("transaction.timeout.ms (%d) must be below session.timeout.ms (%d)",
+			c.TransactionTimeout.Milliseconds(), c.SessionTimeout.Milliseconds())
+	}
+	if c.ProcessingGuarantee == ExactlyOnceV2 && c.CommitInterval >= c.TransactionTimeout {
+		bad("commit.interval.ms (%d) must be below transaction.timeout.ms (%d)",
+			c.CommitInterval.Milliseconds(), c.TransactionTimeout.Milliseconds())
+	}
+	if v, ok := c.Kafka["message.timeout.ms"]; ok && c.ProcessingGuarantee == ExactlyOnceV2 {
+		if n, err := strconv.Atoi(v); err != nil {
+			bad("kafka.message.timeout.ms: %q is not an integer", v)
+		} else if time.Duration(n)*time.Millisecond > c.TransactionTimeout {
+			bad("kafka.message.timeout.ms (%d) must not exceed transaction.timeout.ms (%d)", n, c.TransactionTimeout.Milliseconds())
+		}
+	}
+	keys := make([]string, 0, len(c.Kafka))
+	for k := range c.Kafka {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		base := strings.TrimPrefix(strings.TrimPrefix(k, "consumer."), "producer.")
+		for _, r := range reserved {
+			if base == r {
+				bad("kafka.%s: set by the runner; use the runner's own setting instead", k)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,582 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// Runner runs one topology as one instance of its application: one consumer,
+// one transactional producer, a task per assigned partition and a pool of
+// task workers. See the package documentation for the record path.
+type Runner struct {
+	cfg  Config
+	topo *topology.Topology
+	log  *slog.Logger
+	m    *metrics
+
+	// Owned by the poll loop (Run's goroutine, which also runs the rebalance
+	// callbacks, since librdkafka calls them from Poll).
+	db                *changelog.DB
+	consumer          *kafka.Consumer
+	producer          *kafka.Producer
+	plan              *topicPlan
+	com               *committer
+	tasks             map[string]*task
+	taskOf            map[partitionKey]*task
+	ready             map[string]bool        // task id -> restored and initialized
+	resumeAt          map[partitionKey]int64 // records seen from a restoring task's partition: seek here on resume
+	restoring         map[string]context.CancelFunc
+	fatal             error // set by a rebalance callback; Run returns it
+	consecutiveAborts int
+
+	tracker *deliveryTracker
+	workers []chan work
+	// inflight counts dispatched work not yet done; the commit barrier waits on it.
+	inflight sync.WaitGroup
+	// failed holds the first error a worker hit in the open transaction;
+	// workers skip further work while it is set.
+	failed atomic.Pointer[error]
+	// producerFatal is set by the delivery drainer on a fatal producer error.
+	producerFatal atomic.Pointer[error]
+
+	restoreReq  chan restoreJob
+	restoreDone chan restoreOutcome
+}
+
+type work struct {
+	t    *task
+	msg  *kafka.Message
+	wall time.Time // non-zero: fire wall-clock punctuators instead
+}
+
+type restoreJob struct {
+	ctx context.Context // cancelled when the task is revoked
+	t   *task
+}
+
+type restoreOutcome struct {
+	t   *task
+	err error
+}
+
+// Option adjusts a Runner.
+type Option func(*Runner)
+
+// WithLogger sets the structured logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+
+// New validates cfg and the topology and returns a Runner; nothing connects
+// until Run.
+func New(cfg Config, topo *topology.Topology, opts ...Option) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	r := &Runner{cfg: cfg, topo: topo, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	r.log = r.log.With("application.id", cfg.ApplicationID, "instance.id", cfg.InstanceID)
+	r.m = newMetrics(cfg.ApplicationID)
+	return r, nil
+}
+
+// Metrics is the runner's Prometheus registry.
+func (r *Runner) Metrics() *prometheus.Registry { return r.m.reg }
+
+func (r *Runner) eos() bool { return r.cfg.ProcessingGuarantee == ExactlyOnceV2 }
+
+// kafkaConfig builds a librdkafka config: pass-through settings (unprefixed
+// and those with the client's prefix), then the runner's own.
+func (r *Runner) kafkaConfig(client string, own kafka.ConfigMap) *kafka.ConfigMap {
+	cm := kafka.ConfigMap{}
+	for k, v := range r.cfg.Kafka {
+		switch {
+		case strings.HasPrefix(k, client+"."):
+			cm[strings.TrimPrefix(k, client+".")] = v
+		case strings.HasPrefix(k, "consumer.") || strings.HasPrefix(k, "producer."):
+		default:
+			if _, set := cm[k]; !set {
+				cm[k] = v
+			}
+		}
+	}
+	cm["bootstrap.servers"] = r.cfg.BootstrapServers
+	for k, v := range own {
+		cm[k] = v
+	}
+	return &cm
+}
+
+// Run processes until ctx is cancelled (then it commits, closes the tasks and
+// leaves the group, and returns nil) or a fatal error happens (then it stops
+// at once without applying anything, and returns an error wrapping ErrFatal
+// or the record's *ProcessingError under on.error=fail).
+func (r *Runner) Run(ctx context.Context) (err error) {
+	start := time.Now()
+	dir := filepath.Join(r.cfg.StateDir, r.cfg.ApplicationID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state.dir: %w", err)
+	}
+	r.db, err = changelog.Open(dir, changelog.Options{Logger: r.log})
+	if err != nil {
+		return fmt.Errorf("state.dir %s: %w", dir, err)
+	}
+	defer r.db.Close()
+
+	if r.cfg.MetricsAddr != "" {
+		srv := &http.Server{Addr: r.cfg.MetricsAddr, Handler: promhttp.HandlerFor(r.m.reg, promhttp.HandlerOpts{})}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+
+	admin, err := kafka.NewAdminClient(r.kafkaConfig("admin", nil))
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	r.plan, err = r.prepareTopics(ctx, admin)
+	admin.Close()
+	if err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+	if err := r.prepareSerdes(ctx); err != nil {
+		return err
+	}
+	r.tracker = newDeliveryTracker(r.plan.changelogs)
+
+	pcfg := kafka.ConfigMap{
+		"enable.idempotence":        true,
+		"acks":                      "all",
+		"partitioner":               "murmur2_random", // Java's default, so keys land where Kafka Streams would put them
+		"go.delivery.report.fields": "none",
+		"message.timeout.ms":        int(r.cfg.TransactionTimeout.Milliseconds()),
+		"linger.ms":                 5,
+		"go.batch.producer":         false,
+	}
+	if v, ok := r.cfg.Kafka["message.timeout.ms"]; ok {
+		pcfg["message.timeout.ms"] = v
+	}
+	if r.eos() {
+		pcfg["transactional.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID
+		pcfg["transaction.timeout.ms"] = int(r.cfg.TransactionTimeout.Milliseconds())
+	}
+	r.producer, err = kafka.NewProducer(r.kafkaConfig("producer", pcfg))
+	if err != nil {
+		return fmt.Errorf("producer: %w", err)
+	}
+	drained := make(chan struct{})
+	go r.drainDeliveries(drained)
+	defer func() {
+		r.producer.Close()
+		<-drained
+	}()
+	if r.eos() {
+		// Fences any older producer with our transactional.id and aborts its
+		// open transaction, so that restore below reads a settled changelog.
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := r.producer.InitTransactions(ictx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: init transactions: %w", ErrFatal, err)
+		}
+	}
+	r.com = newCommitter(&kafkaTxn{r: r}, r.eos())
+
+	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
+		"group.id":                      r.cfg.ApplicationID,
+		"partition.assignment.strategy": "cooperative-sticky",
+		"enable.auto.commit":            false,
+		"enable.auto.offset.store":      false,
+		"isolation.level":               "read_committed",
+		"auto.offset.reset":             "earliest",
+		"session.timeout.ms":            int(r.cfg.SessionTimeout.Milliseconds()),
+	}))
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	restoreConsumer, err := kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
+		"group.id":             r.cfg.ApplicationID + "-restore",
+		"enable.auto.commit":   false,
+		"isolation.level":      "read_committed",
+		"enable.partition.eof": true,
+		"auto.offset.reset":    "earliest",
+	}))
+	if err != nil {
+		r.consumer.Close()
+		return fmt.Errorf("restore consumer: %w", err)
+	}
+	defer restoreConsumer.Close()
+
+	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
+	r.resumeAt, r.restoring = map[partitionKey]int64{}, map[string]context.CancelFunc{}
+	r.restoreReq, r.restoreDone = make(chan restoreJob, 1024), make(chan restoreOutcome, 1024)
+	rctx, stopRestorer := context.WithCancel(ctx)
+	restorerDone := make(chan struct{})
+	go r.restorer(rctx, restoreConsumer, restorerDone)
+	defer func() { stopRestorer(); <-restorerDone }()
+
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	r.workers = make([]chan work, r.cfg.NumStreamThreads)
+	var workersDone sync.WaitGroup
+	for i := range r.workers {
+		r.workers[i] = make(chan work, 1024)
+		workersDone.Add(1)
+		go func(ch chan work) { defer workersDone.Done(); r.worker(wctx, ch) }(r.workers[i])
+	}
+	defer func() {
+		for _, ch := range r.workers {
+			close(ch)
+		}
+		workersDone.Wait()
+		stopWorkers()
+	}()
+
+	var topics []string
+	for t := range r.plan.subOf {
+		topics = append(topics, t)
+	}
+	if err := r.consumer.SubscribeTopics(topics, r.rebalance); err != nil {
+		r.consumer.Close()
+		return fmt.Errorf("subscribe %v: %w", topics, err)
+	}
+	r.log.Info("runner started", "topics", topics, "guarantee", r.cfg.ProcessingGuarantee,
+		"commit.interval", r.cfg.CommitInterval, "threads", r.cfg.NumStreamThreads, "startup", time.Since(start))
+
+	err = r.loop(ctx)
+	if err != nil {
+		r.log.Error("runner stopping on error", "err", err)
+		// Fatal: close tasks without applying anything. Leave the group so the
+		// partitions move at once; nothing more is produced.
+		r.inflight.Wait()
+		r.closeAllTasks()
+		if r.eos() && r.com.state.open && !errors.Is(err, ErrFatal) {
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = r.producer.AbortTransaction(actx)
+			cancel()
+		}
+		r.consumer.Close()
+		return err
+	}
+	// Graceful: commit what was processed, close tasks, leave the group.
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cerr := r.com.commitTxn(cctx)
+	r.closeAllTasks()
+	if err := r.consumer.Close(); err != nil && cerr == nil {
+		cerr = fmt.Errorf("consumer close: %w", err)
+	}
+	r.log.Info("runner stopped", "err", cerr)
+	return cerr
+}
+
+// prepareSerdes lets sink serdes check their schemas before anything is written.
+func (r *Runner) prepareSerdes(ctx context.Context) error {
+	var errs []error
+	for _, n := range r.topo.Nodes {
+		if n.Kind != topology.SinkNode {
+			continue
+		}
+		topic := topology.TopicName(r.cfg.ApplicationID, n.Topics[0], n.Internal)
+		for _, s := range []serde.Serde{n.KeySerde, n.ValueSerde} {
+			if p, ok := s.(serde.Preparer); ok {
+				if err := p.Prepare(ctx, topic); err != nil {
+					errs = append(errs, fmt.Errorf("sink %s (topic %s): %w", n.Name, topic, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// drainDeliveries reads the producer's event channel until it closes: it
+// records delivery reports in the tracker and nothing else (STYLE lesson 6).
+func (r *Runner) drainDeliveries(done chan struct{}) {
+	defer close(done)
+	for ev := range r.producer.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			r.tracker.report(e)
+		case kafka.Error:
+			if e.IsFatal() {
+				err := error(e)
+				r.producerFatal.CompareAndSwap(nil, &err)
+			}
+			r.log.Warn("producer error", "err", e, "fatal", e.IsFatal())
+		}
+	}
+}
+
+// worker runs tasks' work in dispatch order.
+func (r *Runner) worker(ctx context.Context, ch chan work) {
+	for w := range ch {
+		if r.failed.Load() == nil {
+			var err error
+			if w.msg != nil {
+				err = w.t.process(ctx, w.msg)
+				r.m.processed.Inc()
+			} else {
+				err = w.t.punctuate(ctx, topology.WallClockTime, w.wall)
+			}
+			if err != nil {
+				r.failed.CompareAndSwap(nil, &err)
+			}
+		}
+		r.inflight.Done()
+	}
+}
+
+func (r *Runner) dispatch(w work) {
+	r.inflight.Add(1)
+	r.workers[workerFor(w.t, len(r.workers))] <- w
+}
+
+func workerFor(t *task, n int) int { return (t.sub.ID*7919 + int(t.partition)) % n }
+
+// loop is the poll loop.
+func (r *Runner) loop(ctx context.Context) error {
+	lastCleanup := time.Now()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if r.fatal != nil {
+			return r.fatal
+		}
+		if p := r.producerFatal.Load(); p != nil {
+			return fmt.Errorf("%w: producer: %w", ErrFatal, *p)
+		}
+		if err := r.handleRestores(); err != nil {
+			return err
+		}
+		if f := r.failed.Load(); f != nil {
+			if err := r.handleFailure(ctx, *f); err != nil {
+				return err
+			}
+		}
+		now := time.Now()
+		if r.com.due(now, r.cfg.CommitInterval, r.cfg.CommitMaxRecords) {
+			if err := r.commit(ctx); err != nil {
+				return err
+			}
+		}
+		r.punctuateWallClock(now)
+		if now.Sub(lastCleanup) > time.Minute {
+			lastCleanup = now
+			r.cleanupState(now)
+		}
+		timeout := 100
+		if r.com.state.open {
+			timeout = int(max(1, min(100, (r.cfg.CommitInterval-now.Sub(r.com.state.started)).Milliseconds())))
+		}
+		switch e := r.consumer.Poll(timeout).(type) {
+		case *kafka.Message:
+			if err := r.onMessage(e); err != nil {
+				return err
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("%w: consumer: %w", ErrFatal, e)
+			}
+			r.log.Warn("consumer error", "err", e)
+		}
+	}
+}
+
+// onMessage hands a polled record to its task's worker.
+func (r *Runner) onMessage(m *kafka.Message) error {
+	tp := partitionKey{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+	if m.TopicPartition.Error != nil {
+		r.log.Warn("consume error", "topic", tp.Topic, "partition", tp.Partition, "err", m.TopicPartition.Error)
+		return nil
+	}
+	t := r.taskOf[tp]
+	if t == nil {
+		return nil // revoked meanwhile
+	}
+	off := int64(m.TopicPartition.Offset)
+	if !r.ready[t.id] {
+		// Fetched before the pause took effect: process it after restore.
+		if prev, ok := r.resumeAt[tp]; !ok || off < prev {
+			r.resumeAt[tp] = off
+		}
+		return nil
+	}
+	if err := r.com.ensureOpen(); err != nil {
+		return err
+	}
+	r.com.state.track(tp, off)
+	r.dispatch(work{t: t, msg: m})
+	return nil
+}
+
+// commit runs the commit protocol and handles its outcome.
+func (r *Runner) commit(ctx context.Context) error {
+	start := time.Now()
+	err := r.com.commitTxn(ctx)
+	if f := r.failed.Load(); f != nil && err == nil {
+		// A worker failed after the last check; the barrier in commitTxn made
+		// it visible. The transaction is still open only if commitTxn saw the
+		// failure first, which it cannot: handle it now.
+		return r.handleFailure(ctx, *f)
+	}
+	switch {
+	case err == nil:
+		r.consecutiveAborts = 0
+		r.m.commits.Inc()
+		r.m.commitSeconds.Observe(time.Since(start).Seconds())
+		return nil
+	case errors.Is(err, ErrAborted):
+		r.consecutiveAborts++
+		if r.consecutiveAborts > maxConsecutiveAborts {
+			return fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, err)
+		}
+		r.m.aborts.Inc()
+		r.log.Warn("transaction aborted; records will be processed again", "err", err)
+		return nil
+	}
+	return err
+}
+
+// handleFailure acts on a worker's error after draining the workers.
+func (r *Runner) handleFailure(ctx context.Context, failure error) error {
+	r.inflight.Wait()
+	var pe *ProcessingError
+	if errors.As(failure, &pe) {
+		// on.error=fail: abort so that nothing past the record commits.
+		if err := r.com.abortTxn(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("on.error=fail: %w", failure)
+	}
+	var rte *runtimeError
+	var ke kafka.Error
+	if errors.As(failure, &rte) && !(errors.As(failure, &ke) && ke.IsFatal()) {
+		// The record is not at fault and the producer is healthy: abort and
+		// process the records again, unless this keeps happening.
+		r.consecutiveAborts++
+		if r.consecutiveAborts > maxConsecutiveAborts {
+			return fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, failure)
+		}
+		if err := r.com.abortTxn(ctx); err != nil {
+			return err
+		}
+		r.failed.Store(nil)
+		r.m.aborts.Inc()
+		r.log.Warn("transaction aborted after a runtime error; records will be processed again", "err", failure)
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrFatal, failure)
+}
+
+// maxConsecutiveAborts stops a runner whose transactions keep failing.
+const maxConsecutiveAborts = 5
+
+// punctuateWallClock dispatches due wall-clock punctuators to their workers.
+func (r *Runner) punctuateWallClock(now time.Time) {
+	for id, t := range r.tasks {
+		if !r.ready[id] {
+			continue
+		}
+		for _, p := range t.puncts {
+			if p.typ == topology.WallClockTime && !p.cancelled && !now.Before(p.next) {
+				if err := r.com.ensureOpen(); err != nil {
+					r.fatal = err
+					return
+				}
+				r.dispatch(work{t: t, wall: now})
+				break
+			}
+		}
+	}
+}
+
+// cleanupState deletes state of store partitions not owned for state.cleanup.delay.ms.
+func (r *Runner) cleanupState(now time.Time) {
+	owned := map[changelog.StorePartition]bool{}
+	for _, t := range r.tasks {
+		for name := range t.stores {
+			owned[changelog.StorePartition{Store: name, Partition: t.partition}] = true
+		}
+	}
+	dropped, err := r.db.DropUnowned(owned, r.cfg.StateCleanupDelay, now)
+	if err != nil {
+		r.log.Warn("state cleanup failed", "err", err)
+		return
+	}
+	for _, sp := range dropped {
+		r.log.Info("deleted state of a partition no longer owned", "store", sp.Store, "partition", sp.Partition)
+	}
+}
+
+func (r *Runner) closeAllTasks() {
+	for id, t := range r.tasks {
+		if cancel, ok := r.restoring[id]; ok {
+			cancel()
+		}
+		t.close()
+	}
+	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
+	r.m.tasks.Set(0)
+}
+
+// restorer restores tasks' stores one task at a time, off the poll loop, so
+// that the poll loop keeps the group membership alive (DESIGN.md section 11).
+func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-r.restoreReq:
+			jctx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(job.ctx, cancel)
+			err := r.restoreTask(jctx, c, job.t)
+			stop()
+			cancel()
+			r.restoreDone <- restoreOutcome{t: job.t, err: err}
+		}
+	}
+}
+
+func (r *Runner) restoreTask(ctx context.Context, c *kafka.Consumer, t *task) error {
+	for _, s := range t.changelogStores() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		src := &changelogSource{c: c, topic: s.topic, partition: s.partition, timeoutMs: 10000}
+		res, err := changelog.Restore(ctx, s.cs, src, func(p changelog.Progress) {
+			r.log.Info("restoring", "task", t.id, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
+				"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
+		})
+		src.done()
+		if err != nil {
+			return fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
+		}
+		r.m.restored.Add(float64(res.Restored))
+		r.log.Info("restore done", "task", t.id, "store", s.spec.Name, "partition", s.partition,
+			"restored", res.Restored, "from", res.From, "to", res.To, "full", res.Full, "elapsed", res.Elapsed)
+	}
+	return nil
+}

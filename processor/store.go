@@ -1,0 +1,180 @@
+package processor
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// kvStore is a task's typed view of one store partition
+// (topology.KeyValueStore). Writes of the record being processed stay in an
+// overlay that reads see; when the record succeeds they move to the
+// changelog.Store's pending batch and their changelog records to the
+// collector, and when it fails they are dropped. Owned by its task's worker.
+type kvStore struct {
+	spec      topology.StoreSpec
+	cs        *changelog.Store
+	topic     string // changelog topic
+	partition int32
+	coll      *collector
+
+	overlay map[string]overlayEntry
+}
+
+type overlayEntry struct {
+	value   []byte
+	deleted bool
+}
+
+func newKVStore(spec topology.StoreSpec, cs *changelog.Store, topic string, partition int32, coll *collector) *kvStore {
+	return &kvStore{spec: spec, cs: cs, topic: topic, partition: partition, coll: coll, overlay: map[string]overlayEntry{}}
+}
+
+func (s *kvStore) Name() string { return s.spec.Name }
+
+func (s *kvStore) keyBytes(key any) ([]byte, error) {
+	kb, err := s.spec.KeySerde.Serialize(s.topic, key)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: key: %w", s.spec.Name, err)
+	}
+	if kb == nil {
+		return nil, fmt.Errorf("store %s: nil key", s.spec.Name)
+	}
+	return kb, nil
+}
+
+// Get implements topology.KeyValueStore.
+func (s *kvStore) Get(key any) (any, error) {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return nil, err
+	}
+	var vb []byte
+	if e, ok := s.overlay[string(kb)]; ok {
+		if e.deleted {
+			return nil, nil
+		}
+		vb = e.value
+	} else if vb, err = s.cs.Get(kb); err != nil {
+		return nil, &runtimeError{fmt.Errorf("store %s: get: %w", s.spec.Name, err)}
+	}
+	if vb == nil {
+		return nil, nil
+	}
+	v, err := s.spec.ValueSerde.Deserialize(s.topic, vb)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+	}
+	return v, nil
+}
+
+// Put implements topology.KeyValueStore. A nil value deletes.
+func (s *kvStore) Put(key, value any) error {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return err
+	}
+	vb, err := s.spec.ValueSerde.Serialize(s.topic, value)
+	if err != nil {
+		return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+	}
+	s.overlay[string(kb)] = overlayEntry{value: vb, deleted: vb == nil}
+	return nil
+}
+
+// Delete implements topology.KeyValueStore.
+func (s *kvStore) Delete(key any) error {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return err
+	}
+	s.overlay[string(kb)] = overlayEntry{deleted: true}
+	return nil
+}
+
+// Range implements topology.KeyValueStore over committed, pending and this
+// record's writes, in key-byte order.
+func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
+	var start, end []byte
+	var err error
+	if from != nil {
+		if start, err = s.keyBytes(from); err != nil {
+			return err
+		}
+	}
+	if to != nil {
+		if end, err = s.keyBytes(to); err != nil {
+			return err
+		}
+	}
+	merged := map[string][]byte{}
+	if err := s.cs.Range(start, end, func(k, v []byte) error {
+		merged[string(k)] = append([]byte(nil), v...)
+		return nil
+	}); err != nil {
+		return &runtimeError{fmt.Errorf("store %s: range: %w", s.spec.Name, err)}
+	}
+	for k, e := range s.overlay {
+		kb := []byte(k)
+		if (start != nil && bytes.Compare(kb, start) < 0) || (end != nil && bytes.Compare(kb, end) >= 0) {
+			continue
+		}
+		if e.deleted {
+			delete(merged, k)
+		} else {
+			merged[k] = e.value
+		}
+	}
+	keys := make([]string, 0, len(merged))
+	for k := range merged {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key, err := s.spec.KeySerde.Deserialize(s.topic, []byte(k))
+		if err != nil {
+			return fmt.Errorf("store %s: key: %w", s.spec.Name, err)
+		}
+		val, err := s.spec.ValueSerde.Deserialize(s.topic, merged[k])
+		if err != nil {
+			return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+		}
+		if err := fn(key, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush moves this record's writes to the pending batch and queues their
+// changelog records in the collector.
+func (s *kvStore) flush() error {
+	for k, e := range s.overlay {
+		kb := []byte(k)
+		var err error
+		if e.deleted {
+			err = s.cs.Delete(kb)
+		} else {
+			err = s.cs.Put(kb, e.value)
+		}
+		if err != nil {
+			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
+		}
+		topic := s.topic
+		s.coll.send(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: s.partition},
+			Key:            kb,
+			Value:          e.value, // nil for a delete: a tombstone for compaction
+		})
+	}
+	clear(s.overlay)
+	return nil
+}
+
+// discard drops this record's writes.
+func (s *kvStore) discard() { clear(s.overlay) }

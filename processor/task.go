@@ -1,0 +1,448 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// task runs one sub-topology on one partition of its source topics
+// (Kafka Streams' StreamTask). Its worker owns every field after start: the
+// node instances, the stores and their pending batches, stream time and
+// punctuators. The poll loop touches a task only while the workers are
+// drained (at a commit barrier, on rebalance) or before it is started.
+type task struct {
+	id        string
+	sub       *topology.SubTopology
+	partition int32
+	appID     string
+	policy    string
+	dlqTopic  string
+	log       *slog.Logger
+	metrics   *metrics
+
+	nodes   map[string]*nodeRT
+	sources map[string]*nodeRT // by full topic name
+	stores  map[string]*kvStore
+	coll    *collector
+
+	streamTime time.Time
+	puncts     []*punctuation
+	current    *topology.RecordMetadata // input record being processed; nil in a punctuator
+
+	initialized bool
+}
+
+// nodeRT is one node's instance in a task.
+type nodeRT struct {
+	node     *topology.Node
+	proc     topology.Processor
+	children []*nodeRT
+	byName   map[string]*nodeRT
+	topic    string // full topic name of a sink
+	ctx      *nodeContext
+}
+
+// taskID formats Kafka Streams' TaskId.
+func taskID(sub, partition int) string { return strconv.Itoa(sub) + "_" + strconv.Itoa(partition) }
+
+// newTask instantiates the sub-topology's nodes for one partition. Stores are
+// connected but the processors are not initialized until init, after restore.
+func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32, appID string, db *changelog.DB,
+	coll *collector, policy, dlqTopic string, log *slog.Logger, m *metrics) *task {
+	t := &task{
+		id: taskID(sub.ID, int(partition)), sub: sub, partition: partition, appID: appID,
+		policy: policy, dlqTopic: dlqTopic, metrics: m,
+		nodes: map[string]*nodeRT{}, sources: map[string]*nodeRT{}, stores: map[string]*kvStore{}, coll: coll,
+	}
+	t.log = log.With("task", t.id)
+	for _, name := range sub.Stores {
+		spec := topo.Stores[name]
+		t.stores[name] = newKVStore(spec, db.Store(name, partition), topology.ChangelogTopic(appID, name), partition, coll)
+	}
+	for _, n := range sub.Nodes {
+		rt := &nodeRT{node: n, byName: map[string]*nodeRT{}}
+		rt.ctx = &nodeContext{t: t, n: rt}
+		switch n.Kind {
+		case topology.SourceNode:
+			for _, tp := range n.Topics {
+				t.sources[topology.TopicName(appID, tp, n.Internal)] = rt
+			}
+		case topology.SinkNode:
+			rt.topic = topology.TopicName(appID, n.Topics[0], n.Internal)
+		case topology.ProcessorNode:
+			rt.proc = n.Supplier()
+		}
+		t.nodes[n.Name] = rt
+	}
+	for _, n := range sub.Nodes {
+		rt := t.nodes[n.Name]
+		for _, c := range n.Children {
+			child := t.nodes[c.Name]
+			rt.children = append(rt.children, child)
+			rt.byName[c.Name] = child
+		}
+	}
+	return t
+}
+
+// init initializes the processors; called once the stores are restored.
+func (t *task) init() error {
+	for _, n := range t.sub.Nodes {
+		rt := t.nodes[n.Name]
+		if rt.proc != nil {
+			if err := rt.proc.Init(rt.ctx); err != nil {
+				return fmt.Errorf("task %s: init %s: %w", t.id, n.Name, err)
+			}
+		}
+	}
+	t.initialized = true
+	return nil
+}
+
+// close closes the processors and drops uncommitted store writes.
+func (t *task) close() {
+	for _, rt := range t.nodes {
+		if rt.proc != nil && t.initialized {
+			if err := rt.proc.Close(); err != nil {
+				t.log.Warn("processor close failed", "node", rt.node.Name, "err", err)
+			}
+		}
+	}
+	for _, s := range t.stores {
+		s.discard()
+		s.cs.Abort()
+	}
+}
+
+// changelogStores lists the task's changelog stores for commit.
+func (t *task) changelogStores() []*kvStore {
+	out := make([]*kvStore, 0, len(t.stores))
+	for _, s := range t.stores {
+		out = append(out, s)
+	}
+	return out
+}
+
+// process runs one input record through the sub-topology. A record that fails
+// (deserialization, a processor error or panic, serialization at a sink) is
+// handed to the error policy and its partial effects are dropped. The error
+// returned is one the runner must act on: a runtime failure (abort) or a
+// *ProcessingError under on.error=fail.
+func (t *task) process(ctx context.Context, m *kafka.Message) error {
+	topic := *m.TopicPartition.Topic
+	md := topology.RecordMetadata{Topic: topic, Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)}
+	src, ok := t.sources[topic]
+	if !ok {
+		return &runtimeError{fmt.Errorf("task %s: no source for topic %s", t.id, topic)}
+	}
+	perr := t.runRecord(src, m, md)
+	if perr != nil {
+		var rte *runtimeError
+		if errors.As(perr, &rte) {
+			t.discard()
+			return perr
+		}
+		t.discard()
+		if err := t.onError(m, perr.(*ProcessingError)); err != nil {
+			return err
+		}
+	} else if err := t.commitRecord(); err != nil {
+		return err
+	}
+	if err := t.coll.flush(ctx); err != nil {
+		return err
+	}
+	return t.punctuateStreamTime(ctx)
+}
+
+// runRecord deserializes and forwards one record, turning panics into errors.
+func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetadata) (err error) {
+	t.current = &md
+	defer func() {
+		t.current = nil
+		if r := recover(); r != nil {
+			err = &ProcessingError{Class: "panic", Topic: md.Topic, Partition: md.Partition, Offset: md.Offset,
+				Err: fmt.Errorf("%v\n%s", r, debug.Stack())}
+		}
+	}()
+	perr := func(class string, e error) error {
+		var rte *runtimeError
+		if errors.As(e, &rte) {
+			return e
+		}
+		pe := &ProcessingError{Class: class, Topic: md.Topic, Partition: md.Partition, Offset: md.Offset, Err: e}
+		var ne *nodeError
+		if errors.As(e, &ne) {
+			pe.Node, pe.Err = ne.node, ne.err
+		}
+		return pe
+	}
+	key, err := src.node.KeySerde.Deserialize(md.Topic, m.Key)
+	if err != nil {
+		return perr("deserialization", fmt.Errorf("key: %w", err))
+	}
+	val, err := src.node.ValueSerde.Deserialize(md.Topic, m.Value)
+	if err != nil {
+		return perr("deserialization", fmt.Errorf("value: %w", err))
+	}
+	rec := topology.Record{Key: key, Value: val, Timestamp: m.Timestamp}
+	if len(m.Headers) > 0 {
+		rec.Headers = make([]topology.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			rec.Headers[i] = topology.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	if m.Timestamp.After(t.streamTime) {
+		t.streamTime = m.Timestamp
+	}
+	if err := src.ctx.Forward(rec); err != nil {
+		return perr("processing", err)
+	}
+	return nil
+}
+
+// commitRecord moves the record's store writes to the pending batches.
+func (t *task) commitRecord() error {
+	for _, s := range t.stores {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *task) discard() {
+	for _, s := range t.stores {
+		s.discard()
+	}
+	t.coll.discard()
+}
+
+// DLQ header names (DESIGN.md section 7).
+const (
+	HeaderErrorClass    = "eos.error.class"
+	HeaderErrorMessage  = "eos.error.message"
+	HeaderErrorNode     = "eos.error.node"
+	HeaderSourceTopic   = "eos.source.topic"
+	HeaderSourcePart    = "eos.source.partition"
+	HeaderSourceOffset  = "eos.source.offset"
+	HeaderSourceTime    = "eos.source.timestamp"
+	HeaderApplicationID = "eos.application.id"
+)
+
+// onError applies the error policy to a failed record.
+func (t *task) onError(m *kafka.Message, pe *ProcessingError) error {
+	attrs := []any{"class", pe.Class, "topic", pe.Topic, "partition", pe.Partition, "offset", pe.Offset, "node", pe.Node, "err", pe.Err}
+	switch t.policy {
+	case OnErrorFail:
+		t.log.Error("record failed; stopping (on.error=fail)", attrs...)
+		return pe
+	case OnErrorSkip:
+		t.metrics.skipped.WithLabelValues(pe.Class).Inc()
+		t.log.Warn("record skipped", attrs...)
+		return nil
+	}
+	t.metrics.dlq.WithLabelValues(pe.Class).Inc()
+	t.log.Warn("record dead-lettered", append(attrs, "dlq", t.dlqTopic)...)
+	headers := append([]kafka.Header(nil), m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderErrorClass, Value: []byte(pe.Class)},
+		kafka.Header{Key: HeaderErrorMessage, Value: []byte(truncate(pe.Err.Error(), 4096))},
+		kafka.Header{Key: HeaderErrorNode, Value: []byte(pe.Node)},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(pe.Topic)},
+		kafka.Header{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(int(pe.Partition)))},
+		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(pe.Offset, 10))},
+		kafka.Header{Key: HeaderSourceTime, Value: []byte(strconv.FormatInt(m.Timestamp.UnixMilli(), 10))},
+		kafka.Header{Key: HeaderApplicationID, Value: []byte(t.appID)},
+	)
+	dlq := t.dlqTopic
+	t.coll.send(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &dlq, Partition: kafka.PartitionAny},
+		Key:            m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
+	})
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// nodeError remembers the innermost node an error came from.
+type nodeError struct {
+	node string
+	err  error
+}
+
+func (e *nodeError) Error() string { return "node " + e.node + ": " + e.err.Error() }
+func (e *nodeError) Unwrap() error { return e.err }
+
+// deliver runs rec through one node.
+func (t *task) deliver(n *nodeRT, rec topology.Record) error {
+	var err error
+	if n.node.Kind == topology.SinkNode {
+		err = t.sink(n, rec)
+	} else {
+		err = n.proc.Process(rec)
+	}
+	if err == nil {
+		return nil
+	}
+	var ne *nodeError
+	var rte *runtimeError
+	if errors.As(err, &ne) || errors.As(err, &rte) {
+		return err
+	}
+	return &nodeError{node: n.node.Name, err: err}
+}
+
+// sink serializes rec and queues it for n's topic.
+func (t *task) sink(n *nodeRT, rec topology.Record) error {
+	kb, err := n.node.KeySerde.Serialize(n.topic, rec.Key)
+	if err != nil {
+		return fmt.Errorf("serialize key for %s: %w", n.topic, err)
+	}
+	vb, err := n.node.ValueSerde.Serialize(n.topic, rec.Value)
+	if err != nil {
+		return fmt.Errorf("serialize value for %s: %w", n.topic, err)
+	}
+	var hs []kafka.Header
+	if len(rec.Headers) > 0 {
+		hs = make([]kafka.Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			hs[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	topic := n.topic
+	t.coll.send(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            kb, Value: vb, Headers: hs, Timestamp: rec.Timestamp,
+	})
+	return nil
+}
+
+// punctuation is one scheduled punctuator.
+type punctuation struct {
+	interval  time.Duration
+	typ       topology.PunctuationType
+	fn        topology.Punctuator
+	next      time.Time
+	cancelled bool
+	node      string
+}
+
+func (p *punctuation) Cancel() { p.cancelled = true }
+
+// punctuateStreamTime fires stream-time punctuators due at the current stream time.
+func (t *task) punctuateStreamTime(ctx context.Context) error {
+	return t.punctuate(ctx, topology.StreamTime, t.streamTime)
+}
+
+// punctuate fires the due punctuators of one type. Their outputs and store
+// writes are committed like a record's; an error stops the runner, since
+// there is no input record to dead-letter.
+func (t *task) punctuate(ctx context.Context, typ topology.PunctuationType, now time.Time) error {
+	if now.IsZero() {
+		return nil
+	}
+	for _, p := range t.puncts {
+		if p.cancelled || p.typ != typ {
+			continue
+		}
+		if p.next.IsZero() {
+			p.next = now.Add(p.interval)
+			continue
+		}
+		if now.Before(p.next) {
+			continue
+		}
+		for !now.Before(p.next) {
+			p.next = p.next.Add(p.interval)
+		}
+		if err := t.runPunctuator(p, now); err != nil {
+			t.discard()
+			return fmt.Errorf("task %s: %s punctuator of %s: %w", t.id, p.typ, p.node, err)
+		}
+		if err := t.commitRecord(); err != nil {
+			return err
+		}
+		if err := t.coll.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *task) runPunctuator(p *punctuation, now time.Time) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return p.fn(now)
+}
+
+// nodeContext is topology.ProcessorContext for one node of one task.
+type nodeContext struct {
+	t *task
+	n *nodeRT
+}
+
+func (c *nodeContext) TaskID() string        { return c.t.id }
+func (c *nodeContext) Partition() int32      { return c.t.partition }
+func (c *nodeContext) ApplicationID() string { return c.t.appID }
+func (c *nodeContext) StreamTime() time.Time { return c.t.streamTime }
+
+func (c *nodeContext) Forward(rec topology.Record) error {
+	for _, child := range c.n.children {
+		if err := c.t.deliver(child, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *nodeContext) ForwardTo(name string, rec topology.Record) error {
+	child, ok := c.n.byName[name]
+	if !ok {
+		return fmt.Errorf("node %s has no child %q", c.n.node.Name, name)
+	}
+	return c.t.deliver(child, rec)
+}
+
+func (c *nodeContext) Store(name string) topology.KeyValueStore {
+	for _, s := range c.n.node.StoreNames {
+		if s == name {
+			return c.t.stores[name]
+		}
+	}
+	panic(fmt.Sprintf("node %s: store %q is not connected (topology.WithStores)", c.n.node.Name, name))
+}
+
+func (c *nodeContext) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) topology.Cancellable {
+	p := &punctuation{interval: interval, typ: typ, fn: fn, node: c.n.node.Name}
+	if typ == topology.WallClockTime {
+		p.next = time.Now().Add(interval)
+	}
+	c.t.puncts = append(c.t.puncts, p)
+	return p
+}
+
+func (c *nodeContext) RecordMetadata() (topology.RecordMetadata, bool) {
+	if c.t.current == nil {
+		return topology.RecordMetadata{}, false
+	}
+	return *c.t.current, true
+}

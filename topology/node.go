@@ -1,0 +1,79 @@
+package topology
+
+import (
+	"github.com/eos-runner/eos-runner/serde"
+)
+
+// NodeKind tells sources, processors and sinks apart.
+type NodeKind int
+
+const (
+	SourceNode NodeKind = iota
+	ProcessorNode
+	SinkNode
+)
+
+func (k NodeKind) String() string {
+	switch k {
+	case SourceNode:
+		return "Source"
+	case SinkNode:
+		return "Sink"
+	}
+	return "Processor"
+}
+
+// Node is one vertex of a built topology. The runner reads it; users build
+// nodes through a Builder.
+type Node struct {
+	Name string
+	Kind NodeKind
+
+	// Topics a source reads, or the one topic a sink writes (Topics[0]).
+	// Internal topics (repartition) are named without the application.id
+	// prefix and flagged Internal; see Topology.TopicName.
+	Topics   []string
+	Internal bool
+	// KeySerde and ValueSerde of a source or sink.
+	KeySerde, ValueSerde serde.Serde
+
+	// Supplier builds a processor node's Processor, once per task.
+	Supplier ProcessorSupplier
+	// StoreNames are the stores a processor node may use.
+	StoreNames []string
+
+	Children []*Node
+	Parents  []*Node
+
+	subtopology int
+}
+
+// Subtopology is the number of the sub-topology the node belongs to.
+func (n *Node) Subtopology() int { return n.subtopology }
+
+// StoreSpec declares a key-value state store and the serdes of its entries.
+// Every store is backed by a changelog topic.
+type StoreSpec struct {
+	Name                 string
+	KeySerde, ValueSerde serde.Serde
+}
+
+// SubTopology is a connected part of the graph, cut at topics.
+type SubTopology struct {
+	ID      int
+	Sources []*Node
+	Nodes   []*Node // in the order they were added to the Builder
+	Sinks   []*Node
+	// Stores used by the nodes of this sub-topology.
+	Stores []string
+}
+
+// SourceTopics lists the topics this sub-topology reads, with internal ones
+// unprefixed.
+func (s *SubTopology) SourceTopics() []string {
+	var ts []string
+	for _, n := range s.Sources {
+		ts = append(ts, n.Topics...)
+	}
+	return ts
+}
