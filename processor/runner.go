@@ -167,6 +167,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.tracker = newDeliveryTracker(r.plan.changelogs)
 
 	pcfg := kafka.ConfigMap{
+		"go.logs.channel.enable":    true,
 		"enable.idempotence":        true,
 		"acks":                      "all",
 		"partitioner":               "murmur2_random", // Java's default, so keys land where Kafka Streams would put them
@@ -204,7 +205,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 	r.com = newCommitter(&kafkaTxn{r: r}, r.eos())
 
+	go r.drainLogs("producer", r.producer.Logs())
 	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
+		"go.logs.channel.enable":        true,
 		"group.id":                      r.cfg.ApplicationID,
 		"partition.assignment.strategy": "cooperative-sticky",
 		"enable.auto.commit":            false,
@@ -216,18 +219,21 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
+	go r.drainLogs("consumer", r.consumer.Logs())
 	restoreConsumer, err := kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
-		"group.id":             r.cfg.ApplicationID + "-restore",
-		"enable.auto.commit":   false,
-		"isolation.level":      "read_committed",
-		"enable.partition.eof": true,
-		"auto.offset.reset":    "earliest",
+		"go.logs.channel.enable": true,
+		"group.id":               r.cfg.ApplicationID + "-restore",
+		"enable.auto.commit":     false,
+		"isolation.level":        "read_committed",
+		"enable.partition.eof":   true,
+		"auto.offset.reset":      "earliest",
 	}))
 	if err != nil {
 		r.consumer.Close()
 		return fmt.Errorf("restore consumer: %w", err)
 	}
 	defer restoreConsumer.Close()
+	go r.drainLogs("restore-consumer", restoreConsumer.Logs())
 
 	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
 	r.resumeAt, r.restoring = map[partitionKey]int64{}, map[string]context.CancelFunc{}
@@ -325,6 +331,23 @@ func (r *Runner) drainDeliveries(done chan struct{}) {
 			}
 			r.log.Warn("producer error", "err", e, "fatal", e.IsFatal())
 		}
+	}
+}
+
+// drainLogs forwards librdkafka's log lines to slog (syslog levels: 0-3
+// error, 4 warning, 5-6 info, 7 debug), until the client closes.
+func (r *Runner) drainLogs(client string, logs chan kafka.LogEvent) {
+	for l := range logs {
+		level := slog.LevelDebug
+		switch {
+		case l.Level <= 3:
+			level = slog.LevelError
+		case l.Level == 4:
+			level = slog.LevelWarn
+		case l.Level <= 6 && l.Tag != "GETSUBSCRIPTIONS":
+			level = slog.LevelInfo
+		}
+		r.log.Log(context.Background(), level, "librdkafka: "+l.Message, "client", client, "tag", l.Tag)
 	}
 }
 
@@ -574,9 +597,7 @@ func (r *Runner) restoreTask(ctx context.Context, c *kafka.Consumer, t *task) er
 		if err != nil {
 			return fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
 		}
-		r.m.restored.Add(float64(res.Restored))
-		r.log.Info("restore done", "task", t.id, "store", s.spec.Name, "partition", s.partition,
-			"restored", res.Restored, "from", res.From, "to", res.To, "full", res.Full, "elapsed", res.Elapsed)
+		r.m.restored.Add(float64(res.Restored)) // changelog.Restore logs the outcome
 	}
 	return nil
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/eos-runner/eos-runner/internal/verify"
+	"github.com/eos-runner/eos-runner/processor"
+)
+
+func verifyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Prove exactly-once on a cluster: generate input, process it, check every output",
+	}
+	var brokers string
+	cmd.PersistentFlags().StringVar(&brokers, "brokers", "127.0.0.1:9092", "bootstrap servers")
+	split := func() []string { return strings.Split(brokers, ",") }
+
+	var gen verify.GenerateConfig
+	generate := &cobra.Command{
+		Use:   "generate",
+		Short: "Write N keyed records (key k<i>, value a decimal integer) with an idempotent producer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gen.Brokers, gen.Logger = split(), g.log
+			res, err := verify.Generate(cmd.Context(), gen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "generated %d records into %s in %s\n", res.Records, gen.Topic, res.Elapsed.Round(time.Millisecond))
+			return nil
+		},
+	}
+	generate.Flags().StringVar(&gen.Topic, "topic", "eos-input", "input topic (created if missing)")
+	generate.Flags().IntVar(&gen.Records, "records", 100000, "records to write")
+	generate.Flags().IntVar(&gen.Keys, "keys", 1000, "distinct keys")
+	generate.Flags().IntVar(&gen.Partitions, "partitions", 4, "partitions when creating the topic")
+	generate.Flags().Int64Var(&gen.Seed, "seed", 1, "random seed")
+	generate.Flags().IntVar(&gen.Rate, "rate", 0, "records per second (0: as fast as possible)")
+
+	var input, instance string
+	var commitInterval time.Duration
+	var stateDir string
+	var cf configFlags
+	process := &cobra.Command{
+		Use:   "process",
+		Short: "Run the verification topology (echo, sum, min, max, cnt) on the normal runtime",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			topo, err := verify.Topology(input)
+			if err != nil {
+				return err
+			}
+			cfg, err := cf.load(processor.Config{
+				ApplicationID:    input + "-verify",
+				BootstrapServers: brokers,
+				InstanceID:       instance,
+				CommitInterval:   commitInterval,
+				StateDir:         stateDir,
+				CreateTopics:     true,
+			})
+			if err != nil {
+				return err
+			}
+			r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context())
+		},
+	}
+	process.Flags().StringVar(&input, "input", "eos-input", "input topic")
+	process.Flags().StringVar(&instance, "instance-id", "", "instance id (transactional.id suffix); default the host name")
+	process.Flags().DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "commit.interval.ms")
+	process.Flags().StringVar(&stateDir, "state-dir", "", "state.dir")
+	cf.add(process)
+
+	var checkInput, group string
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Read input and outputs with read_committed; exit 0 only if every output is exact",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if group == "" {
+				group = checkInput + "-verify"
+			}
+			rep, err := verify.Check(cmd.Context(), verify.CheckConfig{Brokers: split(), Input: checkInput, Group: group, Logger: g.log})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, rep.Verdict())
+			for i, v := range rep.Violations {
+				if i == 20 {
+					fmt.Fprintf(g.stdout, "  ... and %d more\n", len(rep.Violations)-20)
+					break
+				}
+				fmt.Fprintln(g.stdout, "  "+v)
+			}
+			if !rep.OK {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	check.Flags().StringVar(&checkInput, "input", "eos-input", "input topic")
+	check.Flags().StringVar(&group, "group", "", "application.id of the processors (default <input>-verify)")
+	cmd.AddCommand(generate, process, check)
+	return cmd
+}
