@@ -1,0 +1,39 @@
+SHELL := /bin/bash
+# eos-runner. `make run` starts the example on the embedded stack; `make test`
+# is what CI runs.
+GO       ?= go
+BIN      := bin/eos-runner
+PKGS_UNIT = $(shell $(GO) list ./... | grep -v /integration)
+
+.PHONY: all build run test fmt-check vet unit integration chaos bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/eos-runner
+
+# The example end to end on the embedded broker, with a live table. Ctrl-C
+# stops it; running it again resumes (state in .eos/).
+run: build
+	./$(BIN) dev
+
+test: fmt-check vet unit integration
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Unit tests (and in-process broker tests) under the race detector.
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
+
+# Integration tests: the embedded broker and the runner as separate processes
+# (or KAFKA_BOOTSTRAP_SERVERS / SCHEMA_REGISTRY_URL when set).
+integration:
+	$(GO) test -count=1 -timeout 20m -v ./integration/ 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
+
+clean:
+	rm -rf bin .eos integration.log
