@@ -20,6 +20,14 @@ const DefaultCacheSize int64 = 64 << 20
 // deliberately.
 const pebbleFormat = pebble.FormatVirtualSSTables
 
+// memTableSize is Pebble's memtable size. Pebble treats a batch of at least
+// half a memtable as a "large batch" and flushes it as its own L0 table; at
+// Pebble's default (4 MiB) every full restore batch (restoreBatchBytes) would
+// be one, piling up L0 tables that later stall writes on compaction. 16 MiB
+// keeps restore batches in the memtable. Memory: up to two memtables per DB,
+// on top of the block cache.
+const memTableSize = 16 << 20
+
 // Options configures Open. The zero value is usable.
 type Options struct {
 	// CacheSize is the size in bytes of the block cache shared by every
@@ -84,6 +92,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		Cache:              cache,
 		FormatMajorVersion: pebbleFormat,
 		Logger:             pebbleLogger{opts.Logger},
+		MemTableSize:       memTableSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("changelog: open %s: %w", dir, err)

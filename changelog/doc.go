@@ -41,6 +41,15 @@
 //     DropUnowned from time to time to delete state not owned for
 //     state.cleanup.delay.ms.
 //
+// # Rejected designs
+//
+// Writing to Pebble while processing and rolling back on abort: a crash
+// between the write and the rollback leaves uncommitted state on disk, with
+// nothing to tell it apart (peers corrupt state this way). Wiping local
+// state after an unclean shutdown, as Kafka Streams does under EOS: correct,
+// but every crash then costs a full restore; the checkpoint makes it
+// unnecessary.
+//
 // The on-disk format (keys, checkpoint encoding, format version) is in
 // keys.go and never changes in place.
 package changelog

@@ -125,12 +125,15 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 	}
 	res := RestoreResult{From: cp}
 	if !ok || cp < start || cp > end {
-		reason := "no checkpoint"
 		if ok {
-			reason = fmt.Sprintf("checkpoint %d outside changelog [%d, %d] (topic recreated or data expired)", cp, start, end)
+			// Not an error, but worth an operator's attention: state was lost
+			// or the topic was recreated under us.
+			s.db.logger.Warn("checkpoint outside the changelog (topic recreated or data expired): wiping store partition for a full restore",
+				"store", s.sp.Store, "partition", s.sp.Partition, "checkpoint", cp, "log_start", start, "end", end)
+		} else {
+			s.db.logger.Info("no checkpoint: full restore",
+				"store", s.sp.Store, "partition", s.sp.Partition, "log_start", start, "end", end)
 		}
-		s.db.logger.Info("wiping store partition for a full restore",
-			"store", s.sp.Store, "partition", s.sp.Partition, "reason", reason)
 		if err := s.db.Drop(s.sp.Store, s.sp.Partition); err != nil {
 			return RestoreResult{}, fmt.Errorf("changelog: restore: %w", err)
 		}
@@ -140,7 +143,7 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 	r := restorer{s: s, cfg: cfg, report: report, began: began, lastReport: began,
 		pos: res.From, start: res.From, end: end}
 	defer r.closeBatch()
-	if r.pos < end || !ok || res.Full {
+	if r.pos < end || res.Full {
 		if err := r.run(ctx, src); err != nil {
 			return RestoreResult{}, err
 		}

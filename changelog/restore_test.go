@@ -291,3 +291,34 @@ func TestRestoreCancel(t *testing.T) {
 		t.Fatalf("state after cancel = %q, want the 4 flushed records", got)
 	}
 }
+
+// TestRestoreLargeRecords goes through the byte bound of a restore batch and
+// through Pebble's large-batch path (a batch of half a memtable or more is
+// flushed as its own table), then reuses the batch.
+func TestRestoreLargeRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes ~40 MiB")
+	}
+	db := openTest(t, "")
+	s := db.Store("s", 0)
+	sizes := []int{1 << 20, 3 << 20, memTableSize/2 + 1, 10, 2 << 20}
+	recs := make([]ChangelogRecord, len(sizes))
+	for i, n := range sizes {
+		v := make([]byte, n)
+		v[0], v[n-1] = byte(i), byte(i)
+		recs[i] = ChangelogRecord{Key: []byte{byte('a' + i)}, Value: v, Offset: int64(i)}
+	}
+	res, err := Restore(context.Background(), s, &sliceSource{recs: recs, n: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Restored != int64(len(recs)) {
+		t.Fatalf("restored %d, want %d", res.Restored, len(recs))
+	}
+	for i, n := range sizes {
+		v, err := s.Get([]byte{byte('a' + i)})
+		if err != nil || len(v) != n || v[0] != byte(i) || v[n-1] != byte(i) {
+			t.Errorf("record %d: len %d, err %v; want len %d marked %d", i, len(v), err, n, i)
+		}
+	}
+}

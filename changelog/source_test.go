@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,5 +148,4 @@ func (s *sliceSource) Next(context.Context) ([]ChangelogRecord, int64, error) {
 var (
 	_ Source = (*scriptedSource)(nil)
 	_ Source = (*sliceSource)(nil)
-	_        = slices.Clone[[]int64]
 )

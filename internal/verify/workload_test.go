@@ -1,0 +1,341 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eos-runner/eos-runner/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// memTask runs one task of a topology in memory, as package processor does
+// for one input partition: records pushed depth first from the source, keys
+// and values through the nodes' serdes, store writes kept pending (reads see
+// them) until commit applies them or abort drops them, sink records collected
+// for the open transaction. It lets the workload test run Topology() end to
+// end without the runner, so that the topology and Check are proven to agree.
+type memTask struct {
+	topo      *topology.Topology
+	partition int32
+	procs     map[*topology.Node]topology.Processor
+	committed map[string]map[string][]byte // store -> serialized key -> value
+	pending   map[string]map[string][]byte // nil value: deleted
+	out       []*kgo.Record                // sink records since the last commit
+	md        topology.RecordMetadata
+}
+
+func newMemTask(t *testing.T, topo *topology.Topology, partition int32) *memTask {
+	t.Helper()
+	m := &memTask{
+		topo: topo, partition: partition,
+		procs:     map[*topology.Node]topology.Processor{},
+		committed: map[string]map[string][]byte{},
+		pending:   map[string]map[string][]byte{},
+	}
+	for name := range topo.Stores {
+		m.committed[name] = map[string][]byte{}
+		m.pending[name] = map[string][]byte{}
+	}
+	for _, n := range topo.Nodes {
+		if n.Kind != topology.ProcessorNode {
+			continue
+		}
+		p := n.Supplier()
+		if err := p.Init(&memCtx{m: m, node: n}); err != nil {
+			t.Fatalf("init %s: %v", n.Name, err)
+		}
+		m.procs[n] = p
+	}
+	return m
+}
+
+// process pushes one input record through the topology.
+func (m *memTask) process(r *kgo.Record) error {
+	for _, n := range m.topo.Nodes {
+		if n.Kind != topology.SourceNode || n.Topics[0] != r.Topic {
+			continue
+		}
+		k, err := n.KeySerde.Deserialize(r.Topic, r.Key)
+		if err != nil {
+			return err
+		}
+		v, err := n.ValueSerde.Deserialize(r.Topic, r.Value)
+		if err != nil {
+			return err
+		}
+		m.md = topology.RecordMetadata{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+		rec := topology.Record{Key: k, Value: v, Timestamp: r.Timestamp}
+		for _, c := range n.Children {
+			if err := m.push(c, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no source reads %s", r.Topic)
+}
+
+func (m *memTask) push(n *topology.Node, r topology.Record) error {
+	switch n.Kind {
+	case topology.ProcessorNode:
+		return m.procs[n].Process(r)
+	case topology.SinkNode:
+		topic := n.Topics[0]
+		k, err := n.KeySerde.Serialize(topic, r.Key)
+		if err != nil {
+			return err
+		}
+		v, err := n.ValueSerde.Serialize(topic, r.Value)
+		if err != nil {
+			return err
+		}
+		m.out = append(m.out, &kgo.Record{Topic: topic, Partition: m.partition, Key: k, Value: v})
+	}
+	return nil
+}
+
+// commit applies the pending store writes and returns the transaction's
+// output records.
+func (m *memTask) commit() []*kgo.Record {
+	for store, kv := range m.pending {
+		for k, v := range kv {
+			if v == nil {
+				delete(m.committed[store], k)
+			} else {
+				m.committed[store][k] = v
+			}
+		}
+		m.pending[store] = map[string][]byte{}
+	}
+	out := m.out
+	m.out = nil
+	return out
+}
+
+// abort drops the pending store writes and returns the outputs it drops.
+func (m *memTask) abort() []*kgo.Record {
+	for store := range m.pending {
+		m.pending[store] = map[string][]byte{}
+	}
+	out := m.out
+	m.out = nil
+	return out
+}
+
+// memCtx is a processor node's ProcessorContext in a memTask.
+type memCtx struct {
+	m    *memTask
+	node *topology.Node
+}
+
+func (c *memCtx) TaskID() string        { return fmt.Sprintf("0_%d", c.m.partition) }
+func (c *memCtx) Partition() int32      { return c.m.partition }
+func (c *memCtx) ApplicationID() string { return testGroup }
+func (c *memCtx) Forward(r topology.Record) error {
+	for _, ch := range c.node.Children {
+		if err := c.m.push(ch, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (c *memCtx) ForwardTo(child string, r topology.Record) error {
+	for _, ch := range c.node.Children {
+		if ch.Name == child {
+			return c.m.push(ch, r)
+		}
+	}
+	return fmt.Errorf("%s has no child %s", c.node.Name, child)
+}
+func (c *memCtx) Store(name string) topology.KeyValueStore {
+	return &memStore{m: c.m, name: name, spec: c.m.topo.Stores[name]}
+}
+func (c *memCtx) Schedule(time.Duration, topology.PunctuationType, topology.Punctuator) topology.Cancellable {
+	return noCancel{}
+}
+func (c *memCtx) RecordMetadata() (topology.RecordMetadata, bool) { return c.m.md, true }
+func (c *memCtx) StreamTime() time.Time                           { return time.Time{} }
+
+type noCancel struct{}
+
+func (noCancel) Cancel() {}
+
+// memStore is a store partition of a memTask: reads see pending writes.
+type memStore struct {
+	m    *memTask
+	name string
+	spec topology.StoreSpec
+}
+
+func (s *memStore) Name() string { return s.name }
+
+func (s *memStore) Get(key any) (any, error) {
+	k, err := s.spec.KeySerde.Serialize(s.name, key)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := s.m.pending[s.name][string(k)]
+	if !ok {
+		v = s.m.committed[s.name][string(k)]
+	}
+	if v == nil {
+		return nil, nil
+	}
+	return s.spec.ValueSerde.Deserialize(s.name, v)
+}
+
+func (s *memStore) Put(key, value any) error {
+	k, err := s.spec.KeySerde.Serialize(s.name, key)
+	if err != nil {
+		return err
+	}
+	v, err := s.spec.ValueSerde.Serialize(s.name, value)
+	if err != nil {
+		return err
+	}
+	s.m.pending[s.name][string(k)] = v
+	return nil
+}
+
+func (s *memStore) Delete(key any) error {
+	k, err := s.spec.KeySerde.Serialize(s.name, key)
+	if err != nil {
+		return err
+	}
+	s.m.pending[s.name][string(k)] = nil
+	return nil
+}
+
+func (s *memStore) Range(from, to any, fn func(key, value any) error) error {
+	return errors.New("memStore: Range is not used by the verification topology")
+}
+
+// TestWorkload runs the whole workload against kfake: Generate writes the
+// input, Topology() runs in memTasks that write their outputs in
+// transactions, and Check judges. The runs differ in what happens when a
+// transaction fails halfway: the exactly-once path passes, the classic
+// failures fail.
+func TestWorkload(t *testing.T) {
+	const (
+		n     = 1200
+		keys  = 30
+		chunk = 100 // input records per transaction
+	)
+	type onFailure int
+	const (
+		none          onFailure = iota
+		exactlyOnce             // abort the transaction, drop pending state, reprocess
+		atLeastOnce             // outputs already committed, state and offsets rolled back, reprocess
+		stateTooEarly           // outputs aborted but state already applied, reprocess
+	)
+	tests := []struct {
+		name string
+		fail onFailure
+		// want are the output topics with violations; nil expects a pass.
+		want []string
+	}{
+		{"no failure", none, nil},
+		{"exactly once: abort and replay", exactlyOnce, nil},
+		{"at least once: outputs committed, replay", atLeastOnce, OutputTopics(testInput)},
+		{"state applied before the commit, replay", stateTooEarly, []string{"T-sum", "T-cnt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			brokers := newCluster(t, testPartitions, OutputTopics(testInput)...)
+			ctx := testContext(t)
+			if _, err := Generate(ctx, GenerateConfig{Brokers: brokers, Topic: testInput, Records: n, Keys: keys, Partitions: testPartitions, Seed: 11}); err != nil {
+				t.Fatal(err)
+			}
+			topo, err := Topology(testInput)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prod := newClient(t, brokers, kgo.TransactionalID("workload"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			txn := func(recs []*kgo.Record, commit kgo.TransactionEndTry) {
+				t.Helper()
+				if err := prod.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				if err := prod.EndTransaction(ctx, commit); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			commits := map[int32]int64{}
+			failed := false
+			input := consumeN(t, brokers, testInput, n)
+			for p := range int32(testPartitions) {
+				recs := input[p]
+				task := newMemTask(t, topo, p)
+				for from := 0; from < len(recs); from += chunk {
+					batch := recs[from:min(from+chunk, len(recs))]
+					run := func() {
+						for _, r := range batch {
+							if err := task.process(r); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					run()
+					if !failed && tt.fail != none && from > 0 {
+						// The transaction fails once, in the middle of the input.
+						failed = true
+						switch tt.fail {
+						case exactlyOnce:
+							txn(task.abort(), kgo.TryAbort)
+						case atLeastOnce:
+							txn(task.abort(), kgo.TryCommit)
+						case stateTooEarly:
+							txn(task.commit(), kgo.TryAbort)
+						}
+						run()
+					}
+					txn(task.commit(), kgo.TryCommit)
+					commits[p] = batch[len(batch)-1].Offset + 1
+				}
+			}
+			if tt.fail != none && !failed {
+				t.Fatal("no partition had two transactions: no failure injected")
+			}
+			commitOffsets(t, brokers, testGroup, testInput, commits)
+
+			r, err := Check(ctx, CheckConfig{Brokers: brokers, Input: testInput, Group: testGroup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == nil {
+				if !r.OK {
+					t.Fatalf("%s\n  %s", r.Verdict(), strings.Join(r.Violations, "\n  "))
+				}
+				if r.InputRecords != n || r.Keys != keys {
+					t.Errorf("%s; want %d records, %d keys", r.Verdict(), n, keys)
+				}
+				return
+			}
+			t.Logf("%s\n  %s", r.Verdict(), strings.Join(r.Violations[:min(len(r.Violations), 5)], "\n  "))
+			if r.OK {
+				t.Fatalf("want violations in %v, got %s", tt.want, r.Verdict())
+			}
+			seen := map[string]bool{}
+			for _, v := range r.Violations {
+				subj, _, _ := strings.Cut(v, ":")
+				subj, _, _ = strings.Cut(subj, "[")
+				seen[subj] = true
+			}
+			for _, topic := range tt.want {
+				if !seen[topic] {
+					t.Errorf("no violation on %s", topic)
+				}
+			}
+			if tt.fail == stateTooEarly && seen["T-echo"] {
+				t.Errorf("violations on T-echo, whose records are right: %v", r.Violations)
+			}
+		})
+	}
+}
