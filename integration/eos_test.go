@@ -108,10 +108,10 @@ func TestSIGKILLRestoresOnlyTail(t *testing.T) {
 	var tails []int64
 	for i := range kills {
 		r := startRunner(t, args...)
-		// Kill at a random point of progress, after at least one commit of
-		// this run.
-		before := k.committed(ctx, group, topic)
-		target := before + int64(records/(kills+2)) + rng.Int64N(int64(records/(kills+2)))
+		// Kill at a random point within the i-th of kills+1 equal stretches
+		// of the input, after at least one commit of this run.
+		stretch := int64(records / (kills + 1))
+		target := max(k.committed(ctx, group, topic)+1, int64(i)*stretch+stretch/2+rng.Int64N(stretch/2))
 		waitFor(t, 3*time.Minute, fmt.Sprintf("run %d to pass %d committed", i, target), func() bool {
 			return k.committed(ctx, group, topic) >= target
 		})

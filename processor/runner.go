@@ -220,6 +220,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	go r.drainLogs("consumer", r.consumer.Logs())
+	if r.eos() {
+		if err := r.abortLeftoverTransaction(ctx); err != nil {
+			r.consumer.Close()
+			return err
+		}
+	}
 	restoreConsumer, err := kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
 		"go.logs.channel.enable": true,
 		"group.id":               r.cfg.ApplicationID + "-restore",
@@ -295,6 +301,41 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 	r.log.Info("runner stopped", "err", cerr)
 	return cerr
+}
+
+// abortLeftoverTransaction runs one empty transaction (offsets only) and
+// aborts it, before any restore or processing.
+//
+// On Kafka, InitTransactions already aborted whatever transaction an earlier
+// incarnation of this transactional.id left open, and this costs one round
+// trip. It is here for brokers that bump the epoch on re-initialization but
+// leave the old transaction open until it times out (kfake, the embedded
+// broker, does): there, our first commit would commit the dead instance's
+// half-written records too, or the late timeout abort would fence us. An
+// explicit abort at the new epoch ends the old transaction at once.
+func (r *Runner) abortLeftoverTransaction(ctx context.Context) error {
+	md, err := r.consumer.GetConsumerGroupMetadata()
+	if err != nil {
+		return fmt.Errorf("%w: group metadata: %w", ErrFatal, err)
+	}
+	var topic string
+	for t := range r.plan.subOf {
+		if topic == "" || t < topic {
+			topic = t
+		}
+	}
+	if err := r.producer.BeginTransaction(); err != nil {
+		return fmt.Errorf("%w: begin transaction: %w", ErrFatal, err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
+	defer cancel()
+	if err := r.producer.SendOffsetsToTransaction(tctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 0}}, md); err != nil {
+		r.log.Warn("startup transaction: send offsets failed; aborting anyway", "err", err)
+	}
+	if err := r.producer.AbortTransaction(tctx); err != nil {
+		return fmt.Errorf("%w: abort leftover transaction: %w", ErrFatal, err)
+	}
+	return nil
 }
 
 // prepareSerdes lets sink serdes check their schemas before anything is written.
