@@ -272,11 +272,12 @@ func (k *kafka) endOffsets(ctx context.Context, topic string) int64 {
 }
 
 // readCommitted reads every record of a topic that no longer changes, with
-// read_committed: it stops once the broker has reported every partition's
-// last stable offset at its end and a poll brings nothing more.
+// read_committed. It keeps control records (transaction markers) so that it
+// knows its position: a partition is read once a record or marker reaches
+// the last stable offset, since markers take offsets too.
 func (k *kafka) readCommitted(t *testing.T, ctx context.Context, topic string) []*kgo.Record {
 	t.Helper()
-	ends, err := k.adm.ListEndOffsets(ctx, topic)
+	ends, err := k.adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,30 +293,28 @@ func (k *kafka) readCommitted(t *testing.T, ctx context.Context, topic string) [
 		return nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cl.OptValue(kgo.SeedBrokers).([]string)...), kgo.ConsumePartitions(parts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	var out []*kgo.Record
 	deadline := time.Now().Add(60 * time.Second)
-	for {
+	for len(pending) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("reading %s: partitions %v never reached their end", topic, pending)
 		}
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := cl.PollFetches(fctx)
 		cancel()
-		n := 0
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			n += len(p.Records)
-			out = append(out, p.Records...)
-			if end, ok := pending[p.Partition]; ok && p.LastStableOffset >= end {
-				delete(pending, p.Partition)
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
+				delete(pending, r.Partition)
 			}
 		})
-		if n == 0 && len(pending) == 0 {
-			return out
-		}
 	}
+	return out
 }

@@ -152,7 +152,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		defer srv.Close()
 	}
 
-	admin, err := kafka.NewAdminClient(r.kafkaConfig("admin", nil))
+	// log_level 3: the admin client is short-lived and has no log channel;
+	// only its errors reach stderr.
+	admin, err := kafka.NewAdminClient(r.kafkaConfig("admin", kafka.ConfigMap{"log_level": 3}))
 	if err != nil {
 		return fmt.Errorf("admin client: %w", err)
 	}
