@@ -1,0 +1,487 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// fakeTxnEnv is a scripted txnEnv: it logs every call in order, returns the
+// errors queued for each call name, and models the broker's view of the
+// transaction so that it can flag protocol violations (state applied before
+// the commit, a begin inside an open transaction, ...).
+type fakeTxnEnv struct {
+	t             testing.TB
+	transactional bool
+	calls         []string
+	fails         map[string][]error     // per call name: errors its next calls return, in order
+	ends          map[partitionKey]int64 // what the next successful awaitDeliveries returns
+	onCall        func(name string)      // called before each call is logged; may be nil
+	now           func() time.Time       // when set, each call is logged with the time since start
+	start         time.Time
+
+	inTxn      bool // a transaction is open on the broker
+	violations []string
+}
+
+func newFakeTxnEnv(t testing.TB, transactional bool) *fakeTxnEnv {
+	return &fakeTxnEnv{t: t, transactional: transactional, fails: map[string][]error{}, ends: map[partitionKey]int64{}}
+}
+
+func (f *fakeTxnEnv) call(name, detail string) error {
+	if f.onCall != nil {
+		f.onCall(name)
+	}
+	line := name
+	if detail != "" {
+		line += " " + detail
+	}
+	if f.now != nil {
+		line = fmt.Sprintf("@%v %s", f.now().Sub(f.start), line)
+	}
+	var err error
+	if q := f.fails[name]; len(q) > 0 {
+		err, f.fails[name] = q[0], q[1:]
+		line += " -> " + err.Error()
+	}
+	f.calls = append(f.calls, line)
+	return err
+}
+
+func (f *fakeTxnEnv) violate(format string, args ...any) {
+	f.violations = append(f.violations, fmt.Sprintf(format, args...))
+}
+
+// takeCalls returns the calls logged since the last takeCalls.
+func (f *fakeTxnEnv) takeCalls() []string {
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func (f *fakeTxnEnv) barrier() { _ = f.call("barrier", "") }
+
+func (f *fakeTxnEnv) begin() error {
+	if !f.transactional {
+		f.violate("begin under at_least_once")
+	}
+	if f.inTxn {
+		f.violate("begin inside an open transaction")
+	}
+	err := f.call("begin", "")
+	if err == nil {
+		f.inTxn = true
+	}
+	return err
+}
+
+func (f *fakeTxnEnv) sendOffsets(ctx context.Context, next map[partitionKey]int64) error {
+	if !f.inTxn {
+		f.violate("sendOffsets without an open transaction")
+	}
+	return f.call("sendOffsets", fmtOffsets(next))
+}
+
+func (f *fakeTxnEnv) commit(ctx context.Context) error {
+	if !f.inTxn {
+		f.violate("commit without an open transaction")
+	}
+	err := f.call("commit", "")
+	if err == nil {
+		f.inTxn = false
+	}
+	return err
+}
+
+func (f *fakeTxnEnv) abort(ctx context.Context) error {
+	if !f.inTxn {
+		f.violate("abort without an open transaction")
+	}
+	err := f.call("abort", "")
+	if err == nil {
+		f.inTxn = false
+	}
+	return err
+}
+
+func (f *fakeTxnEnv) commitOffsets(ctx context.Context, next map[partitionKey]int64) error {
+	if f.transactional {
+		f.violate("commitOffsets under exactly_once_v2")
+	}
+	return f.call("commitOffsets", fmtOffsets(next))
+}
+
+func (f *fakeTxnEnv) awaitDeliveries(ctx context.Context) (map[partitionKey]int64, error) {
+	if err := f.call("awaitDeliveries", ""); err != nil {
+		return nil, err
+	}
+	ends := f.ends
+	f.ends = map[partitionKey]int64{}
+	return ends, nil
+}
+
+func (f *fakeTxnEnv) applyState(changelogNext map[partitionKey]int64) error {
+	if f.inTxn {
+		f.violate("applyState before the transaction committed")
+	}
+	return f.call("applyState", fmtOffsets(changelogNext))
+}
+
+func (f *fakeTxnEnv) dropState() { _ = f.call("dropState", "") }
+
+func (f *fakeTxnEnv) rewind(first map[partitionKey]int64) error {
+	if f.inTxn {
+		f.violate("rewind while the transaction is still open")
+	}
+	return f.call("rewind", fmtOffsets(first))
+}
+
+// fmtOffsets prints "topic/partition=offset" pairs in order.
+func fmtOffsets(m map[partitionKey]int64) string {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b partitionKey) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s/%d=%d", k.Topic, k.Partition, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// parsePartition parses "topic/partition".
+func parsePartition(t testing.TB, s string) partitionKey {
+	t.Helper()
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		t.Fatalf("partition %q: want topic/partition", s)
+	}
+	p, err := strconv.ParseInt(s[i+1:], 10, 32)
+	if err != nil {
+		t.Fatalf("partition %q: %v", s, err)
+	}
+	return partitionKey{s[:i], int32(p)}
+}
+
+// scriptedError builds the error a kind names in testdata/txn.
+func scriptedError(t testing.TB, kind string) error {
+	t.Helper()
+	switch kind {
+	case "retriable":
+		return flaggedError(t, kafka.ErrTimedOut, "timed out", true, false)
+	case "abortable":
+		return flaggedError(t, kafka.ErrMsgTimedOut, "produce failed, transaction must abort", false, true)
+	case "fenced":
+		return kafka.NewError(kafka.ErrFenced, "producer fenced", true)
+	case "unflagged":
+		return kafka.NewError(kafka.ErrRebalanceInProgress, "rebalance in progress", false)
+	case "plain":
+		return errors.New("disk full")
+	case "delivery":
+		return errors.New("delivery to out[0]: broker down")
+	}
+	t.Fatalf("unknown error kind %q", kind)
+	return nil
+}
+
+// outcome prints commitTxn/abortTxn's result by the sentinel it wraps.
+func outcome(err error) string {
+	aborted, fatal := errors.Is(err, ErrAborted), errors.Is(err, ErrFatal)
+	switch {
+	case err == nil:
+		return "ok"
+	case aborted && !fatal:
+		return "aborted: " + err.Error()
+	case fatal && !aborted:
+		return "fatal: " + err.Error()
+	}
+	return "UNCLASSIFIED: " + err.Error()
+}
+
+func fmtState(s txnState) string {
+	return fmt.Sprintf("state: open=%v records=%d first=[%s] next=[%s]", s.open, s.records, fmtOffsets(s.first), fmtOffsets(s.next))
+}
+
+// TestTxn runs the scripts in testdata/txn against a committer over
+// fakeTxnEnv. Commands:
+//
+//	new [transactional=false] [retries=N]   a fresh committer (default: exactly_once_v2, 5 retries)
+//	track p=T/P offset=N                    what the poll loop does per record: ensureOpen, then track
+//	open                                    ensureOpen alone (a punctuation)
+//	untrack p=T/P                           partition revoked
+//	ends T/P=N ...                          changelog ends the next awaitDeliveries returns
+//	fail call=NAME err=KIND [times=N]       the next N calls of NAME fail (KIND: see scriptedError)
+//	commit                                  commitTxn
+//	abort                                   abortTxn
+//	due elapsed=D interval=D [max=N]        due, elapsed after the transaction opened
+//	state
+//
+// Each command prints the env calls it caused in order, the outcome, and any
+// protocol violation the fake saw. Regenerate with
+// go test ./processor -run TestTxn -rewrite and review the diff.
+func TestTxn(t *testing.T) {
+	datadriven.Walk(t, "testdata/txn", func(t *testing.T, path string) {
+		var env *fakeTxnEnv
+		var c *committer
+		reset := func(transactional bool, retries int) {
+			env = newFakeTxnEnv(t, transactional)
+			c = newCommitter(env, transactional)
+			c.retries = retries
+			c.retryBackoff = time.Microsecond
+		}
+		reset(true, 5)
+		ctx := context.Background()
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			var out []string
+			result := func(err error, withState bool) string {
+				out = append(out, env.takeCalls()...)
+				out = append(out, "-> "+outcome(err))
+				if withState {
+					out = append(out, fmtState(c.state))
+				}
+				for _, v := range env.violations {
+					out = append(out, "VIOLATION: "+v)
+				}
+				env.violations = nil
+				return strings.Join(out, "\n") + "\n"
+			}
+			switch d.Cmd {
+			case "new":
+				transactional, retries := true, 5
+				d.MaybeScanArgs(t, "transactional", &transactional)
+				d.MaybeScanArgs(t, "retries", &retries)
+				reset(transactional, retries)
+				return "ok\n"
+			case "track":
+				var p string
+				var off int64
+				d.ScanArgs(t, "p", &p)
+				d.ScanArgs(t, "offset", &off)
+				err := c.ensureOpen()
+				if err == nil {
+					c.state.track(parsePartition(t, p), off)
+				}
+				return result(err, false)
+			case "open":
+				return result(c.ensureOpen(), true)
+			case "untrack":
+				var p string
+				d.ScanArgs(t, "p", &p)
+				c.state.untrack(parsePartition(t, p))
+				return result(nil, true)
+			case "ends":
+				for _, a := range d.CmdArgs {
+					n, err := strconv.ParseInt(a.Vals[0], 10, 64)
+					if err != nil {
+						d.Fatalf(t, "ends %s: %v", a.Key, err)
+					}
+					env.ends[parsePartition(t, a.Key)] = n
+				}
+				return "ok\n"
+			case "fail":
+				var call, kind string
+				times := 1
+				d.ScanArgs(t, "call", &call)
+				d.ScanArgs(t, "err", &kind)
+				d.MaybeScanArgs(t, "times", &times)
+				for range times {
+					env.fails[call] = append(env.fails[call], scriptedError(t, kind))
+				}
+				return "ok\n"
+			case "commit":
+				return result(c.commitTxn(ctx), true)
+			case "abort":
+				return result(c.abortTxn(ctx), true)
+			case "due":
+				var elapsed, interval string
+				max := 0
+				d.ScanArgs(t, "elapsed", &elapsed)
+				d.ScanArgs(t, "interval", &interval)
+				d.MaybeScanArgs(t, "max", &max)
+				e, err := time.ParseDuration(elapsed)
+				if err != nil {
+					d.Fatalf(t, "elapsed: %v", err)
+				}
+				iv, err := time.ParseDuration(interval)
+				if err != nil {
+					d.Fatalf(t, "interval: %v", err)
+				}
+				return fmt.Sprintf("%v\n", c.due(c.state.started.Add(e), iv, max))
+			case "state":
+				return fmtState(c.state) + "\n"
+			}
+			d.Fatalf(t, "unknown command %q", d.Cmd)
+			return ""
+		})
+		if len(env.fails) > 0 {
+			for call, q := range env.fails {
+				if len(q) > 0 {
+					t.Errorf("%s: %d scripted failures of %s never happened", path, len(q), call)
+				}
+			}
+		}
+	})
+}
+
+// TestTxnRetryBackoff checks the retry schedule in a synctest bubble, whose
+// clock only moves when every goroutine is blocked: the backoff doubles from
+// retryBackoff, and the same offsets are sent again each time.
+func TestTxnRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newFakeTxnEnv(t, true)
+		env.now, env.start = time.Now, time.Now()
+		c := newCommitter(env, true) // default: 5 retries, 100ms backoff
+		if err := c.ensureOpen(); err != nil {
+			t.Fatal(err)
+		}
+		c.state.track(partitionKey{"in", 0}, 41)
+		for range 3 {
+			env.fails["sendOffsets"] = append(env.fails["sendOffsets"], scriptedError(t, "retriable"))
+		}
+		if err := c.commitTxn(context.Background()); err != nil {
+			t.Fatalf("commitTxn: %v", err)
+		}
+		want := []string{
+			"@0s begin",
+			"@0s barrier",
+			"@0s sendOffsets in/0=42 -> timed out",
+			"@100ms sendOffsets in/0=42 -> timed out",
+			"@300ms sendOffsets in/0=42 -> timed out",
+			"@700ms sendOffsets in/0=42",
+			"@700ms commit",
+			"@700ms awaitDeliveries",
+			"@700ms applyState",
+		}
+		got := env.takeCalls()
+		if !slices.Equal(got, want) {
+			t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// TestTxnRetryStopsWhenContextDone: a context cancelled during the backoff
+// ends the retries as a fatal error that wraps the context's, without an
+// abort (the runner is stopping; the broker's transaction timeout aborts).
+func TestTxnRetryStopsWhenContextDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newFakeTxnEnv(t, true)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		env.onCall = func(name string) {
+			if name == "commit" {
+				cancel()
+			}
+		}
+		c := newCommitter(env, true)
+		if err := c.ensureOpen(); err != nil {
+			t.Fatal(err)
+		}
+		c.state.track(partitionKey{"in", 0}, 0)
+		env.fails["commit"] = []error{scriptedError(t, "retriable"), scriptedError(t, "retriable")}
+		err := c.commitTxn(ctx)
+		if !errors.Is(err, ErrFatal) || !errors.Is(err, context.Canceled) || errors.Is(err, ErrAborted) {
+			t.Fatalf("commitTxn = %v, want fatal wrapping context.Canceled", err)
+		}
+		calls := env.takeCalls()
+		if n := slices.Index(calls, "commit -> timed out"); n < 0 || slices.Contains(calls[n+1:], "commit -> timed out") {
+			t.Errorf("want exactly one commit attempt, got %q", calls)
+		}
+		for _, c := range calls {
+			if strings.HasPrefix(c, "abort") || strings.HasPrefix(c, "applyState") || strings.HasPrefix(c, "dropState") {
+				t.Errorf("unexpected %q after cancel: %q", c, calls)
+			}
+		}
+		if !c.state.open {
+			t.Error("state reset after a fatal error")
+		}
+	})
+}
+
+// TestTxnAtLeastOnceCommitOffsetsRebalanceIsNotFatal documents a finding:
+// under at_least_once the offsets are committed through the consumer, whose
+// errors librdkafka never flags (the retriable and abortable flags are set by
+// the transactional producer API only). Classify therefore calls every
+// consumer commit failure fatal, so a commit that races a rebalance
+// (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) or a
+// coordinator move (NOT_COORDINATOR, REQUEST_TIMED_OUT) stops the runner.
+// Under at_least_once these are safe to handle by rewinding (the records are
+// simply processed again), or by retrying for the coordinator errors.
+func TestTxnAtLeastOnceCommitOffsetsRebalanceIsNotFatal(t *testing.T) {
+	for _, code := range []kafka.ErrorCode{kafka.ErrRebalanceInProgress, kafka.ErrIllegalGeneration,
+		kafka.ErrUnknownMemberID, kafka.ErrNotCoordinator, kafka.ErrRequestTimedOut} {
+		t.Run(code.String(), func(t *testing.T) {
+			env := newFakeTxnEnv(t, false)
+			c := newCommitter(env, false)
+			c.retryBackoff = time.Microsecond
+			if err := c.ensureOpen(); err != nil {
+				t.Fatal(err)
+			}
+			c.state.track(partitionKey{"in", 0}, 9)
+			// What kafka.Consumer.CommitOffsets returns: an unflagged error.
+			env.fails["commitOffsets"] = []error{kafka.NewError(code, code.String(), false)}
+			err := c.commitTxn(context.Background())
+			if errors.Is(err, ErrFatal) {
+				t.Fatalf("commitTxn = %v: a consumer commit failure under at_least_once should rewind or retry, not stop the runner", err)
+			}
+		})
+	}
+}
+
+// TestTxnStateTrack covers txnState's bookkeeping directly.
+func TestTxnStateTrack(t *testing.T) {
+	s := newTxnState()
+	a, b := partitionKey{"in", 0}, partitionKey{"in", 1}
+	s.track(a, 5)
+	s.track(a, 6)
+	s.track(b, 100)
+	s.track(a, 9) // gaps are fine: compacted or filtered input
+	if s.records != 4 || s.first[a] != 5 || s.next[a] != 10 || s.first[b] != 100 || s.next[b] != 101 {
+		t.Fatalf("after track: %s", fmtState(s))
+	}
+	s.untrack(a)
+	if _, ok := s.first[a]; ok {
+		t.Errorf("untrack left first: %s", fmtState(s))
+	}
+	if _, ok := s.next[a]; ok {
+		t.Errorf("untrack left next: %s", fmtState(s))
+	}
+	s.track(a, 20) // reassigned in the same transaction: starts afresh
+	if s.first[a] != 20 || s.next[a] != 21 {
+		t.Errorf("re-track after untrack: %s", fmtState(s))
+	}
+}
+
+// TestTxnAbortFailureKeepsCause documents a finding: when the abort that
+// follows an abortable commit fails, fail returns the abort's error alone,
+// so the log of a runner that stops says "abort transaction: ..." and never
+// why the transaction had to be aborted in the first place.
+func TestTxnAbortFailureKeepsCause(t *testing.T) {
+	env := newFakeTxnEnv(t, true)
+	c := newCommitter(env, true)
+	c.retryBackoff = time.Microsecond
+	if err := c.ensureOpen(); err != nil {
+		t.Fatal(err)
+	}
+	c.state.track(partitionKey{"in", 0}, 5)
+	env.fails["commit"] = []error{scriptedError(t, "abortable")}
+	env.fails["abort"] = []error{scriptedError(t, "fenced")}
+	err := c.commitTxn(context.Background())
+	if !errors.Is(err, ErrFatal) {
+		t.Fatalf("commitTxn = %v, want fatal", err)
+	}
+	if !strings.Contains(err.Error(), "produce failed, transaction must abort") {
+		t.Errorf("commitTxn = %q: the commit error that caused the abort is lost", err)
+	}
+}
