@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -89,7 +90,8 @@ type Config struct {
 // reserved are librdkafka properties the runner sets itself: overriding them
 // would break the exactly-once protocol.
 var reserved = []string{"group.id", "transactional.id", "isolation.level", "enable.auto.commit",
-	"enable.auto.offset.store", "partition.assignment.strategy", "enable.idempotence", "bootstrap.servers"}
+	"enable.auto.offset.store", "partition.assignment.strategy", "enable.idempotence", "bootstrap.servers",
+	"session.timeout.ms", "transaction.timeout.ms"}
 
 // LoadConfig reads a YAML file of Kafka Streams-style keys (see Config). An
 // unknown key is an error naming it.
@@ -101,7 +103,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
@@ -142,7 +144,9 @@ func (c *Config) Set(key, value string) error {
 	case "dlq.topic":
 		c.DLQTopic = value
 	case "create.topics":
-		c.CreateTopics, err = strconv.ParseBool(value)
+		if c.CreateTopics, err = strconv.ParseBool(value); err != nil {
+			err = fmt.Errorf("config %s: %q is not a boolean", key, value)
+		}
 	case "session.timeout.ms":
 		c.SessionTimeoutMs, err = atoi()
 	case "transaction.timeout.ms":
@@ -245,11 +249,15 @@ func (c Config) Validate() error {
 		bad("commit.interval.ms (%d) must be below transaction.timeout.ms (%d)",
 			c.CommitInterval.Milliseconds(), c.TransactionTimeout.Milliseconds())
 	}
-	if v, ok := c.Kafka["message.timeout.ms"]; ok && c.ProcessingGuarantee == ExactlyOnceV2 {
+	for _, k := range []string{"message.timeout.ms", "producer.message.timeout.ms"} {
+		v, ok := c.Kafka[k]
+		if !ok || c.ProcessingGuarantee != ExactlyOnceV2 {
+			continue
+		}
 		if n, err := strconv.Atoi(v); err != nil {
-			bad("kafka.message.timeout.ms: %q is not an integer", v)
+			bad("kafka.%s: %q is not an integer", k, v)
 		} else if time.Duration(n)*time.Millisecond > c.TransactionTimeout {
-			bad("kafka.message.timeout.ms (%d) must not exceed transaction.timeout.ms (%d)", n, c.TransactionTimeout.Milliseconds())
+			bad("kafka.%s (%d) must not exceed transaction.timeout.ms (%d)", k, n, c.TransactionTimeout.Milliseconds())
 		}
 	}
 	keys := make([]string, 0, len(c.Kafka))

@@ -51,11 +51,27 @@ func Classify(err error) ErrorClass {
 	case ke.IsRetriable():
 		return Retriable
 	}
-	switch ke.Code() {
-	case kafka.ErrFenced, kafka.ErrProducerFenced, kafka.ErrInvalidProducerEpoch:
+	return Fatal
+}
+
+// classifyOffsetCommit sorts the errors of a consumer offset commit
+// (at_least_once), which librdkafka never flags: a rebalance under way means
+// the partitions may have moved, so the records are rewound and processed
+// again (abortable); coordinator moves and timeouts are retried.
+func classifyOffsetCommit(err error) ErrorClass {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
 		return Fatal
 	}
-	return Fatal
+	switch ke.Code() {
+	case kafka.ErrRebalanceInProgress, kafka.ErrIllegalGeneration, kafka.ErrUnknownMemberID,
+		kafka.ErrAssignmentLost, kafka.ErrState:
+		return Abortable
+	case kafka.ErrNotCoordinator, kafka.ErrCoordinatorNotAvailable, kafka.ErrCoordinatorLoadInProgress,
+		kafka.ErrRequestTimedOut, kafka.ErrTimedOut, kafka.ErrTransport:
+		return Retriable
+	}
+	return Classify(err)
 }
 
 // IsFatal reports whether err means the producer can no longer commit.

@@ -2,7 +2,17 @@ package processor
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
+
+// counterValue reads a counter's current value.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
 
 // metrics are the runner's Prometheus metrics, registered on its own registry
 // (no global state), served at /metrics when metrics.addr is set.

@@ -178,8 +178,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"linger.ms":                 5,
 		"go.batch.producer":         false,
 	}
-	if v, ok := r.cfg.Kafka["message.timeout.ms"]; ok {
-		pcfg["message.timeout.ms"] = v
+	for _, k := range []string{"message.timeout.ms", "producer.message.timeout.ms"} {
+		if v, ok := r.cfg.Kafka[k]; ok {
+			pcfg["message.timeout.ms"] = v
+		}
 	}
 	if r.eos() {
 		pcfg["transactional.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID
@@ -422,7 +424,7 @@ func workerFor(t *task, n int) int { return (t.sub.ID*7919 + int(t.partition)) %
 
 // loop is the poll loop.
 func (r *Runner) loop(ctx context.Context) error {
-	lastCleanup := time.Now()
+	lastCleanup, lastReport := time.Now(), time.Now()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -448,6 +450,10 @@ func (r *Runner) loop(ctx context.Context) error {
 			}
 		}
 		r.punctuateWallClock(now)
+		if now.Sub(lastReport) >= 10*time.Second {
+			lastReport = now
+			r.reportProgress()
+		}
 		if now.Sub(lastCleanup) > time.Minute {
 			lastCleanup = now
 			r.cleanupState(now)
@@ -468,6 +474,19 @@ func (r *Runner) loop(ctx context.Context) error {
 			r.log.Warn("consumer error", "err", e)
 		}
 	}
+}
+
+// reportProgress logs the runner's counters and tasks, for operators and
+// for tests that watch a running process.
+func (r *Runner) reportProgress() {
+	ready := 0
+	for id := range r.tasks {
+		if r.ready[id] {
+			ready++
+		}
+	}
+	r.log.Info("progress", "processed", int64(counterValue(r.m.processed)), "commits", int64(counterValue(r.m.commits)),
+		"aborts", int64(counterValue(r.m.aborts)), "tasks", len(r.tasks), "running", ready, "restoring", len(r.restoring))
 }
 
 // onMessage hands a polled record to its task's worker.

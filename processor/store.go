@@ -59,7 +59,7 @@ func (s *kvStore) Get(key any) (any, error) {
 		if e.deleted {
 			return nil, nil
 		}
-		vb = e.value
+		vb = bytes.Clone(e.value)
 	} else if vb, err = s.cs.Get(kb); err != nil {
 		return nil, &runtimeError{fmt.Errorf("store %s: get: %w", s.spec.Name, err)}
 	}
@@ -83,7 +83,9 @@ func (s *kvStore) Put(key, value any) error {
 	if err != nil {
 		return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
 	}
-	s.overlay[string(kb)] = overlayEntry{value: vb, deleted: vb == nil}
+	// Clone: serdes may return the caller's own slice (serde.Bytes), which the
+	// caller may change after Put.
+	s.overlay[string(kb)] = overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}
 	return nil
 }
 
@@ -114,7 +116,7 @@ func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
 	}
 	merged := map[string][]byte{}
 	if err := s.cs.Range(start, end, func(k, v []byte) error {
-		merged[string(k)] = append([]byte(nil), v...)
+		merged[string(k)] = bytes.Clone(v)
 		return nil
 	}); err != nil {
 		return &runtimeError{fmt.Errorf("store %s: range: %w", s.spec.Name, err)}

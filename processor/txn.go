@@ -138,12 +138,17 @@ func (c *committer) ensureOpen() error {
 // retries run out (then the error counts as fatal: the transaction timeout
 // will abort it on the broker anyway).
 func (c *committer) retry(ctx context.Context, what string, fn func(context.Context) error) (ErrorClass, error) {
+	return c.retryWith(ctx, what, Classify, fn)
+}
+
+// retryWith is retry with a given classification.
+func (c *committer) retryWith(ctx context.Context, what string, classify func(error) ErrorClass, fn func(context.Context) error) (ErrorClass, error) {
 	var err error
 	for i := 0; i <= c.retries; i++ {
 		if err = fn(ctx); err == nil {
 			return 0, nil
 		}
-		class := Classify(err)
+		class := classify(err)
 		if class != Retriable {
 			return class, fmt.Errorf("%s: %w", what, err)
 		}
@@ -187,7 +192,7 @@ func (c *committer) commitTxn(ctx context.Context) error {
 		return c.fail(ctx, Abortable, fmt.Errorf("delivery: %w", err))
 	}
 	if !c.transactional {
-		if class, err := c.retry(ctx, "commit offsets", func(ctx context.Context) error {
+		if class, err := c.retryWith(ctx, "commit offsets", classifyOffsetCommit, func(ctx context.Context) error {
 			return c.env.commitOffsets(ctx, c.state.next)
 		}); err != nil {
 			return c.fail(ctx, class, err)
@@ -209,7 +214,7 @@ func (c *committer) fail(ctx context.Context, class ErrorClass, err error) error
 		return fmt.Errorf("%w: %w", ErrFatal, err)
 	}
 	if aerr := c.abortTxn(ctx); aerr != nil {
-		return aerr
+		return fmt.Errorf("%w (aborting after: %v)", aerr, err)
 	}
 	return fmt.Errorf("%w: %w", ErrAborted, err)
 }

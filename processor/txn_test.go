@@ -235,7 +235,20 @@ func TestTxn(t *testing.T) {
 	datadriven.Walk(t, "testdata/txn", func(t *testing.T, path string) {
 		var env *fakeTxnEnv
 		var c *committer
+		// A scripted failure that never happened means the script did not
+		// test what it says.
+		checkLeftover := func() {
+			if env == nil {
+				return
+			}
+			for call, q := range env.fails {
+				if len(q) > 0 {
+					t.Errorf("%s: %d scripted failures of %s never happened", path, len(q), call)
+				}
+			}
+		}
 		reset := func(transactional bool, retries int) {
+			checkLeftover()
 			env = newFakeTxnEnv(t, transactional)
 			c = newCommitter(env, transactional)
 			c.retries = retries
@@ -325,13 +338,7 @@ func TestTxn(t *testing.T) {
 			d.Fatalf(t, "unknown command %q", d.Cmd)
 			return ""
 		})
-		if len(env.fails) > 0 {
-			for call, q := range env.fails {
-				if len(q) > 0 {
-					t.Errorf("%s: %d scripted failures of %s never happened", path, len(q), call)
-				}
-			}
-		}
+		checkLeftover()
 	})
 }
 

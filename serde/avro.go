@@ -86,6 +86,12 @@ const (
 // map[string]any{"branch": v}, int int32, long int64, and so on (see
 // schema.Resolution). A nil value is a nil payload (a tombstone).
 //
+// As a key serde, mind that the bytes carry the schema id: Kafka partitions
+// by the key bytes and compaction keeps the last record per key bytes, so a
+// key schema registered anew (even an equivalent one with another id) sends
+// equal keys to other partitions and leaves old ones uncompacted. Key schemas
+// should not evolve.
+//
 // An Avro is safe for concurrent use by several task workers.
 type Avro struct {
 	client       *registry.Client
@@ -193,18 +199,25 @@ func (a *Avro) Subject(topic string) string { return topic + "-" + a.side.String
 // the subject's level, and wraps registry.ErrNotRegistered when it is
 // compatible but absent and AutoRegister is off.
 func (a *Avro) Prepare(ctx context.Context, topic string) error {
+	_, err := a.prepare(ctx, topic)
+	return err
+}
+
+// prepare is Prepare, returning the id.
+func (a *Avro) prepare(ctx context.Context, topic string) (int, error) {
 	subject := a.Subject(topic)
 	id, err := a.client.EnsureSchema(ctx, subject, a.declared, a.autoRegister)
 	if err != nil {
-		return fmt.Errorf("serde: avro: prepare topic %q: %w", topic, err)
+		return 0, fmt.Errorf("serde: avro: prepare topic %q: %w", topic, err)
 	}
-	if id < 0 || id > math.MaxUint32 {
-		return fmt.Errorf("serde: avro: prepare topic %q: registry gave schema id %d, outside the wire format's 32 bits", topic, id)
+	if id < 0 || id > math.MaxInt32 {
+		// Confluent's clients read the id as a signed 32-bit int.
+		return 0, fmt.Errorf("serde: avro: prepare topic %q: registry gave schema id %d, outside the wire format's int32", topic, id)
 	}
 	a.mu.Lock()
 	a.ids[topic] = id
 	a.mu.Unlock()
-	return nil
+	return id, nil
 }
 
 // Serialize implements Serde: the Confluent wire format of v encoded with the
@@ -218,21 +231,31 @@ func (a *Avro) Serialize(topic string, v any) ([]byte, error) {
 	id, ok := a.ids[topic]
 	a.mu.Unlock()
 	if !ok {
-		if err := a.Prepare(context.Background(), topic); err != nil {
+		var err error
+		if id, err = a.prepare(context.Background(), topic); err != nil {
 			return nil, err
 		}
-		a.mu.Lock()
-		id = a.ids[topic]
-		a.mu.Unlock()
 	}
 	buf := make([]byte, wireHeaderLen, 64)
 	buf[0] = wireMagic
 	binary.BigEndian.PutUint32(buf[1:], uint32(id))
-	out, err := a.codec.BinaryFromNative(buf, v)
+	out, err := encode(a.codec, buf, v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: avro serde, subject %q: %w", ErrType, a.Subject(topic), err)
 	}
 	return out, nil
+}
+
+// encode appends v's Avro binary form to buf. goavro panics on some values
+// (a nil *big.Rat for a decimal, for one); that is the caller's bad value, an
+// error like any other type mismatch, not a reason to kill the process.
+func encode(codec *goavro.Codec, buf []byte, v any) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("goavro panicked encoding a %T: %v", v, p)
+		}
+	}()
+	return codec.BinaryFromNative(buf, v)
 }
 
 // Deserialize implements Serde: it decodes a Confluent wire format payload
@@ -406,18 +429,20 @@ func (w *walker) value(s *schema.Schema, depth int) error {
 	case schema.KindBoolean:
 		return w.skip(1, "boolean")
 	case schema.KindInt, schema.KindLong:
-		_, err := w.long(string(s.Kind))
+		_, err := w.long("int or long")
 		return err
 	case schema.KindFloat:
 		return w.skip(4, "float")
 	case schema.KindDouble:
 		return w.skip(8, "double")
 	case schema.KindFixed:
-		return w.skip(s.Size, "fixed "+s.Name)
-	case schema.KindBytes, schema.KindString:
-		return w.lengthPrefixed(string(s.Kind))
+		return w.skip(s.Size, "fixed")
+	case schema.KindBytes:
+		return w.lengthPrefixed("bytes")
+	case schema.KindString:
+		return w.lengthPrefixed("string")
 	case schema.KindEnum:
-		i, err := w.long("enum " + s.Name + " index")
+		i, err := w.long("enum index")
 		if err != nil {
 			return err
 		}
@@ -442,20 +467,23 @@ func (w *walker) value(s *schema.Schema, depth int) error {
 		}
 		return nil
 	case schema.KindArray:
-		return w.blocks("array", 0, s.Items, depth)
+		return w.blocks(false, s.Items, depth)
 	case schema.KindMap:
-		return w.blocks("map", 1, s.Values, depth) // a key is a string: one byte at least
+		return w.blocks(true, s.Values, depth)
 	}
 	return fmt.Errorf("unexpected schema kind %q", s.Kind)
 }
 
 // blocks walks an array's or map's blocks: a count (negative: followed by a
-// byte size), that many items, ..., a zero count. keyMin is the smallest
-// size of a map key (0 for arrays, which have none).
-func (w *walker) blocks(what string, keyMin int, item *schema.Schema, depth int) error {
-	itemMin := keyMin + w.minSize[item]
+// byte size), that many items (each a string key and a value in a map), ...,
+// a zero count.
+func (w *walker) blocks(isMap bool, item *schema.Schema, depth int) error {
+	what, itemMin := "array", w.minSize[item]
+	if isMap {
+		what, itemMin = "map", itemMin+1 // a key is a string: one byte at least
+	}
 	for {
-		count, err := w.long(what + " block count")
+		count, err := w.long("block count")
 		if err != nil {
 			return err
 		}
@@ -467,7 +495,7 @@ func (w *walker) blocks(what string, keyMin int, item *schema.Schema, depth int)
 				return fmt.Errorf("%s block count %d", what, count)
 			}
 			count = -count
-			size, err := w.long(what + " block size")
+			size, err := w.long("block size")
 			if err != nil {
 				return err
 			}
@@ -486,8 +514,8 @@ func (w *walker) blocks(what string, keyMin int, item *schema.Schema, depth int)
 			w.zeroItems += int(count)
 		}
 		for i := int64(0); i < count; i++ {
-			if keyMin > 0 {
-				if err := w.lengthPrefixed("key"); err != nil {
+			if isMap {
+				if err := w.lengthPrefixed("map key"); err != nil {
 					return fmt.Errorf("%s key %d: %w", what, i, err)
 				}
 			}
@@ -501,9 +529,9 @@ func (w *walker) blocks(what string, keyMin int, item *schema.Schema, depth int)
 // lengthPrefixed skips a bytes or string value: a long length, then as many
 // bytes.
 func (w *walker) lengthPrefixed(what string) error {
-	n, err := w.long(what + " length")
+	n, err := w.long("length")
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if n < 0 {
 		return fmt.Errorf("%s length %d is negative", what, n)

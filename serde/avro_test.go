@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"maps"
+	"math/big"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
@@ -322,16 +325,25 @@ func placeholder(a *Avro) any {
 func TestAvroSerializeErrors(t *testing.T) {
 	c := testRegistry(t)
 	a := newAvro(t, c, readSchema(t, "order_v1.avsc"), Value, AutoRegister(true))
-	for _, v := range []any{
-		"a string",
-		map[string]any{"id": "x"}, // fields missing
-		map[string]any{"id": "x", "amount": "ten", "status": "NEW", "tags": []any{}},
-		map[string]any{"id": "x", "amount": int64(1), "status": "LOST", "tags": []any{}},
+	dec := newAvro(t, c, `{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}`, Value, AutoRegister(true))
+	var nilRat *big.Rat
+	for _, tc := range []struct {
+		a     *Avro
+		topic string
+		v     any
+	}{
+		{a, "orders", "a string"},
+		{a, "orders", map[string]any{"id": "x"}}, // fields missing
+		{a, "orders", map[string]any{"id": "x", "amount": "ten", "status": "NEW", "tags": []any{}}},
+		{a, "orders", map[string]any{"id": "x", "amount": int64(1), "status": "LOST", "tags": []any{}}},
+		{dec, "prices", 1.5},
+		{dec, "prices", nilRat}, // goavro panics on this one
 	} {
-		b, err := a.Serialize("orders", v)
+		v := tc.v
+		b, err := tc.a.Serialize(tc.topic, v)
 		if !errors.Is(err, ErrType) || b != nil {
 			t.Errorf("Serialize(%#v) = %v, %v; want ErrType", v, b, err)
-		} else if !strings.Contains(err.Error(), "orders-value") {
+		} else if !strings.Contains(err.Error(), tc.topic+"-value") {
 			t.Errorf("error %q does not name the subject", err)
 		}
 	}
@@ -452,16 +464,17 @@ func TestAvroConcurrent(t *testing.T) {
 	}
 }
 
-// FuzzAvroDeserialize feeds arbitrary payloads to a reader whose writer
-// schemas are registered: anything is an error or a value, never a panic,
-// and a value read is one the declared schema can write again.
+// FuzzAvroDeserialize feeds arbitrary payloads to readers whose writer
+// schemas are registered (the payload's id picks the writer): anything is an
+// error or a value, never a panic, and a value read is one the reader's
+// schema can write again.
 func FuzzAvroDeserialize(f *testing.F) {
 	c := testRegistry(f)
-	v1 := readSchema(f, "order_v1.avsc")
-	w1 := newAvro(f, c, v1, Value, AutoRegister(true))
-	w2 := newAvro(f, c, readSchema(f, "order_v2.avsc"), Value, AutoRegister(true))
-	wl := newAvro(f, c, readSchema(f, "list.avsc"), Value, AutoRegister(true))
-	r := newAvro(f, c, v1, Value, AutoRegister(true))
+	orders := newAvro(f, c, readSchema(f, "order_v1.avsc"), Value, AutoRegister(true))
+	orders2 := newAvro(f, c, readSchema(f, "order_v2.avsc"), Value, AutoRegister(true))
+	list := newAvro(f, c, readSchema(f, "list.avsc"), Value, AutoRegister(true))
+	kitchen := newAvro(f, c, readSchema(f, "kitchen.avsc"), Value, AutoRegister(true))
+	readers := map[string]*Avro{"orders": orders, "list": list, "kitchen": kitchen}
 	seed := func(w *Avro, topic string, v any) {
 		b, err := w.Serialize(topic, v)
 		if err != nil {
@@ -469,24 +482,73 @@ func FuzzAvroDeserialize(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	seed(w1, "fuzz", orderV1())
+	seed(orders, "orders", orderV1())
 	v := orderV1()
 	v["coupon"], v["currency"] = map[string]any{"string": "C"}, "USD"
-	seed(w2, "fuzz", v)
-	seed(wl, "fuzzlist", map[string]any{"v": int64(1), "next": map[string]any{"Node": map[string]any{"v": int64(2), "next": nil}}})
+	seed(orders2, "orders", v)
+	seed(list, "list", map[string]any{"v": int64(1), "next": map[string]any{"Node": map[string]any{"v": int64(2), "next": nil}}})
+	k := map[string]any{
+		"b": true, "i": int32(-3), "f": float32(1.5), "d": 2.25, "by": []byte{0, 1}, "fx": []byte("abcd"), "e": "GREEN",
+		"nulls": []any{nil, nil}, "m": map[string]any{"a": nil, "b": map[string]any{"long": int64(7)}, "c": map[string]any{"string": "x"}},
+		"price": big.NewRat(12345, 100), "at": time.UnixMilli(1700000000000).UTC(), "day": time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
+		"next": nil,
+	}
+	outer := maps.Clone(k)
+	outer["next"] = map[string]any{"test.Kitchen": k}
+	seed(kitchen, "kitchen", outer)
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 0, 1})
 	f.Add([]byte{1, 2, 3, 4, 5, 6})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := r.Deserialize("fuzz", b)
+		for topic, r := range readers {
+			v, err := r.Deserialize(topic, b)
+			if err != nil || v == nil {
+				continue
+			}
+			if _, err := r.Serialize(topic, v); err != nil {
+				t.Fatalf("%s: decoded %#v from % x but cannot encode it again: %v", topic, v, b, err)
+			}
+		}
+	})
+}
+
+// BenchmarkAvro measures the hot paths: Serialize of a prepared topic, and
+// Deserialize with the same schema (no projection) and with v1 data read as
+// v2 (projection with defaults).
+func BenchmarkAvro(b *testing.B) {
+	c := testRegistry(b)
+	w1 := newAvro(b, c, readSchema(b, "order_v1.avsc"), Value, AutoRegister(true))
+	r2 := newAvro(b, c, readSchema(b, "order_v2.avsc"), Value)
+	v := orderV1()
+	payload, err := w1.Serialize("orders", v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("serialize", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := w1.Serialize("orders", v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for name, r := range map[string]*Avro{"deserialize-same": w1, "deserialize-v1-as-v2": r2} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := r.Deserialize("orders", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("check-payload-only", func(b *testing.B) {
+		plan, err := w1.writerPlan(int(binary.BigEndian.Uint32(payload[1:5])))
 		if err != nil {
-			return
+			b.Fatal(err)
 		}
-		if v == nil {
-			return
-		}
-		if _, err := r.Serialize("fuzz", v); err != nil {
-			t.Fatalf("decoded %#v from % x but cannot encode it again: %v", v, b, err)
+		for b.Loop() {
+			if err := checkPayload(plan, payload[5:]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

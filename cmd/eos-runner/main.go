@@ -10,11 +10,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -41,20 +43,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(brokerCmd(g), runCmd(g), devCmd(g), describeCmd(g), verifyCmd(g))
+	root.AddCommand(registryCmd(g), schemaCmd(g))
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
+	var ec exitCode
+	switch {
+	case err == nil:
 		return 0
+	case errors.As(err, &ec):
+		return int(ec) // the command printed its own verdict
 	}
 	fmt.Fprintln(stderr, "eos-runner:", err)
-	if ue, ok := err.(usageError); ok {
-		_ = ue
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return 2
-	}
-	if ec, ok := err.(exitCode); ok {
-		return int(ec)
 	}
 	return 1
 }
