@@ -2,40 +2,12 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/eos-runner/eos-runner/examples/pageviews"
-	"github.com/eos-runner/eos-runner/internal/verify"
 	"github.com/eos-runner/eos-runner/processor"
-	"github.com/eos-runner/eos-runner/topology"
 )
-
-// topologies are the built-in topologies `run` and `describe` know. A user's
-// own topology is a Go program calling processor.New (see examples/).
-var topologies = map[string]func(input string) (*topology.Topology, error){
-	"pageviews": func(string) (*topology.Topology, error) { return pageviews.Topology() },
-	"verify":    verify.Topology,
-}
-
-func topologyNames() string {
-	names := make([]string, 0, len(topologies))
-	for n := range topologies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
-
-func buildTopology(name, input string) (*topology.Topology, error) {
-	fn, ok := topologies[name]
-	if !ok {
-		return nil, usageError{fmt.Errorf("--topology %q: unknown (built in: %s)", name, topologyNames())}
-	}
-	return fn(input)
-}
 
 // configFlags are the flags that make a processor.Config.
 type configFlags struct {
@@ -70,14 +42,15 @@ func (f *configFlags) load(base processor.Config) (processor.Config, error) {
 }
 
 func runCmd(g *globals) *cobra.Command {
-	var name, input string
+	var name string
+	var to topoFlags
 	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a built-in topology as a service until SIGTERM or SIGINT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topo, err := buildTopology(name, input)
+			topo, err := to.build(name)
 			if err != nil {
 				return err
 			}
@@ -93,19 +66,20 @@ func runCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
-	cmd.Flags().StringVar(&input, "input", "", "input topic, for topologies that take one (verify)")
+	to.add(cmd)
 	cf.add(cmd)
 	return cmd
 }
 
 func describeCmd(g *globals) *cobra.Command {
-	var name, input string
+	var name string
+	var to topoFlags
 	cmd := &cobra.Command{
 		Use:   "describe",
 		Short: "Print a topology's sub-topologies, nodes, stores and topics",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topo, err := buildTopology(name, input)
+			topo, err := to.build(name)
 			if err != nil {
 				return err
 			}
@@ -114,6 +88,6 @@ func describeCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
-	cmd.Flags().StringVar(&input, "input", "input", "input topic, for topologies that take one (verify)")
+	to.add(cmd)
 	return cmd
 }

@@ -139,7 +139,7 @@ status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 			if url == "" {
 				return usageError{errors.New("schema check: --registry URL is required")}
 			}
-			topo, err := buildTopology(name, input)
+			topo, err := (&topoFlags{input: input, registryURL: url}).build(name)
 			if err != nil {
 				return err
 			}

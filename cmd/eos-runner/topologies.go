@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/eos-runner/eos-runner/examples/pageviews"
+	"github.com/eos-runner/eos-runner/internal/verify"
+	"github.com/eos-runner/eos-runner/schema/registry"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// topoOptions is what a built-in topology may need to be built.
+type topoOptions struct {
+	// Input is the input topic, for topologies that take one.
+	Input string
+	// Registry is the schema registry client, nil without --registry.
+	Registry *registry.Client
+	// AutoRegister lets Avro sinks register their schemas
+	// (auto.register.schemas); off by default outside `dev`.
+	AutoRegister bool
+}
+
+// builtins are the topologies `run`, `describe` and `schema check` know. A
+// user's own topology is a Go program calling processor.New (see examples/).
+func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
+	return map[string]func(o topoOptions) (*topology.Topology, error){
+		"pageviews": func(topoOptions) (*topology.Topology, error) { return pageviews.Topology() },
+		"verify":    func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
+	}
+}
+
+func topologyNames() string {
+	var names []string
+	for n := range builtins() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// topoFlags are the flags that select and build a built-in topology.
+type topoFlags struct {
+	input        string
+	registryURL  string
+	autoRegister bool
+}
+
+func (f *topoFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.input, "input", "eos-input", "input topic, for topologies that take one (verify)")
+	cmd.Flags().StringVar(&f.registryURL, "registry", "", "schema registry URL, for topologies with Avro serdes")
+	cmd.Flags().BoolVar(&f.autoRegister, "auto-register", false, "let sinks register their schemas (auto.register.schemas)")
+}
+
+func (f *topoFlags) build(name string) (*topology.Topology, error) {
+	fn, ok := builtins()[name]
+	if !ok {
+		return nil, usageError{fmt.Errorf("--topology %q: unknown (built in: %s)", name, topologyNames())}
+	}
+	o := topoOptions{Input: f.input, AutoRegister: f.autoRegister}
+	if f.registryURL != "" {
+		o.Registry = registry.NewClient(f.registryURL)
+	}
+	return fn(o)
+}
