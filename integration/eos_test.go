@@ -13,11 +13,14 @@ import (
 
 // tuning makes failover quick on the embedded broker: a killed member leaves
 // the group after the session timeout, and the transaction timeout must stay
-// below it.
+// below it. kfake lets a rebalance wait for a dead member up to the
+// rebalance timeout (max.poll.interval.ms) rather than its session timeout,
+// so that is lowered too.
 var tuning = []string{
 	"--set", "session.timeout.ms=6000",
 	"--set", "transaction.timeout.ms=5000",
 	"--set", "kafka.consumer.heartbeat.interval.ms=500",
+	"--set", "kafka.consumer.max.poll.interval.ms=15000",
 }
 
 func uniqueTopic(prefix string) string {

@@ -291,15 +291,24 @@ func faultZombie(e *faultEnv) faultStats {
 	// group as a new member; both are fine as long as nothing it wrote while
 	// a zombie becomes visible, which check proves at the end.
 	e.progressTo(int64(e.records), "all input committed")
-	fenced := len(a.find("runner stopping on error")) > 0 || len(a.find("transaction aborted; records will be processed again")) > 0 ||
-		len(a.find("transaction aborted after a runtime error; records will be processed again")) > 0
+	// The zombie must have noticed: either its partitions were declared lost
+	// (its open transaction aborted) or its producer was fenced (fatal).
+	lost := 0
+	for _, l := range a.find("partitions revoked") {
+		if v, _ := l["lost"].(bool); v {
+			lost++
+		}
+	}
+	fatal := len(a.find("runner stopping on error"))
+	if lost == 0 && fatal == 0 {
+		e.t.Errorf("the zombie neither lost its partitions nor was fenced")
+	}
 	select {
 	case <-a.done:
-		e.t.Logf("zombie exited: %v", a.err)
 		delete(f.live, "a")
 	default:
 	}
-	e.t.Logf("zombie fenced or aborted: %v", fenced)
+	e.t.Logf("zombie: %d lost-partition revocations, %d fatal stops (exit: %v)", lost, fatal, a.err)
 	f.stopAll()
 	return faultStats{rebalances: f.rebalances()}
 }

@@ -626,40 +626,57 @@ func (r *Runner) closeAllTasks() {
 	r.m.tasks.Set(0)
 }
 
-// restorer restores tasks' stores one task at a time, off the poll loop, so
-// that the poll loop keeps the group membership alive (DESIGN.md section 11).
+// restorer restores tasks' stores off the poll loop, so that the poll loop
+// keeps the group membership alive (DESIGN.md section 11). Every store
+// partition restores concurrently through the one restore consumer.
 func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan struct{}) {
 	defer close(done)
+	mux := newRestoreMux(c)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); mux.run(ctx) }()
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case job := <-r.restoreReq:
-			jctx, cancel := context.WithCancel(ctx)
-			stop := context.AfterFunc(job.ctx, cancel)
-			err := r.restoreTask(jctx, c, job.t)
-			stop()
-			cancel()
-			r.restoreDone <- restoreOutcome{t: job.t, err: err}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				jctx, cancel := context.WithCancel(ctx)
+				stop := context.AfterFunc(job.ctx, cancel)
+				err := r.restoreTask(jctx, mux, job.t)
+				stop()
+				cancel()
+				r.restoreDone <- restoreOutcome{t: job.t, err: err}
+			}()
 		}
 	}
 }
 
-func (r *Runner) restoreTask(ctx context.Context, c *kafka.Consumer, t *task) error {
-	for _, s := range t.changelogStores() {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		src := &changelogSource{c: c, topic: s.topic, partition: s.partition, timeoutMs: 10000}
-		res, err := changelog.Restore(ctx, s.cs, src, func(p changelog.Progress) {
-			r.log.Info("restoring", "task", t.id, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
-				"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
-		})
-		src.done()
-		if err != nil {
-			return fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
-		}
-		r.m.restored.Add(float64(res.Restored)) // changelog.Restore logs the outcome
+// restoreTask restores every store of a task, concurrently.
+func (r *Runner) restoreTask(ctx context.Context, mux *restoreMux, t *task) error {
+	stores := t.changelogStores()
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := mux.source(s.topic, s.partition)
+			defer src.done()
+			res, err := changelog.Restore(ctx, s.cs, src, func(p changelog.Progress) {
+				r.log.Info("restoring", "task", t.id, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
+					"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
+				return
+			}
+			r.m.restored.Add(float64(res.Restored)) // changelog.Restore logs the outcome
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
