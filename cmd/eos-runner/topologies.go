@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eos-runner/eos-runner/examples/pageviews"
+	"github.com/eos-runner/eos-runner/internal/bench"
 	"github.com/eos-runner/eos-runner/internal/verify"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/topology"
@@ -28,8 +29,12 @@ type topoOptions struct {
 // user's own topology is a Go program calling processor.New (see examples/).
 func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 	return map[string]func(o topoOptions) (*topology.Topology, error){
-		"pageviews": func(topoOptions) (*topology.Topology, error) { return pageviews.Topology() },
+		"pageviews": func(o topoOptions) (*topology.Topology, error) { return pageviews.Topology(o.Registry, o.AutoRegister) },
 		"verify":    func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
+		// The benchmark's topologies (eos-runner bench): filter + mapValues, and
+		// count per key with its changelog; outputs <input>-stateless and <input>-counts.
+		"bench-stateless": func(o topoOptions) (*topology.Topology, error) { return bench.StatelessTopology(o.Input) },
+		"bench-stateful":  func(o topoOptions) (*topology.Topology, error) { return bench.StatefulTopology(o.Input) },
 	}
 }
 
