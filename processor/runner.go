@@ -237,6 +237,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"isolation.level":        "read_committed",
 		"enable.partition.eof":   true,
 		"auto.offset.reset":      "earliest",
+		// Must agree with a max.poll.interval.ms passed through to consumers.
+		"session.timeout.ms": int(r.cfg.SessionTimeout.Milliseconds()),
+		// The end is seen on an empty fetch; don't let the broker hold it,
+		// nor librdkafka back off after it.
+		"fetch.wait.max.ms":      10,
+		"fetch.error.backoff.ms": 10,
 	}))
 	if err != nil {
 		r.consumer.Close()
