@@ -27,6 +27,7 @@ type metrics struct {
 	restored      prometheus.Counter
 	tasks         prometheus.Gauge
 	rebalances    prometheus.Counter
+	redelivered   prometheus.Counter
 }
 
 func newMetrics(appID string) *metrics {
@@ -52,6 +53,8 @@ func newMetrics(appID string) *metrics {
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_rebalances_total",
 			Help: "Partition assignments and revocations handled.", ConstLabels: labels}),
 	}
-	m.reg.MustRegister(m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
+	m.redelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_records_redelivered_total",
+		Help: "Records the consumer delivered again below the position already processed; dropped.", ConstLabels: labels})
+	m.reg.MustRegister(m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
 	return m
 }

@@ -91,6 +91,7 @@ func (r *Runner) onRevoked(c *kafka.Consumer, parts []kafka.TopicPartition, lost
 			closing[t.id] = t
 			delete(r.taskOf, tp)
 			delete(r.resumeAt, tp)
+			delete(r.position, tp)
 		}
 	}
 	if r.com != nil {
@@ -172,6 +173,7 @@ func (r *Runner) handleRestores() error {
 						return fmt.Errorf("%w: seek %s[%d] to %d: %w", ErrFatal, tp.Topic, tp.Partition, off, err)
 					}
 					delete(r.resumeAt, tp)
+					delete(r.position, tp)
 				}
 				resume = append(resume, p)
 			}
@@ -282,6 +284,7 @@ func (k *kafkaTxn) rewind(first map[partitionKey]int64) error {
 		if err := k.r.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
 			return fmt.Errorf("seek %s[%d] to %d: %w", tp.Topic, tp.Partition, off, err)
 		}
+		k.r.position[tp] = off
 	}
 	return nil
 }

@@ -34,15 +34,20 @@ type Runner struct {
 
 	// Owned by the poll loop (Run's goroutine, which also runs the rebalance
 	// callbacks, since librdkafka calls them from Poll).
-	db                *changelog.DB
-	consumer          *kafka.Consumer
-	producer          *kafka.Producer
-	plan              *topicPlan
-	com               *committer
-	tasks             map[string]*task
-	taskOf            map[partitionKey]*task
-	ready             map[string]bool        // task id -> restored and initialized
-	resumeAt          map[partitionKey]int64 // records seen from a restoring task's partition: seek here on resume
+	db       *changelog.DB
+	consumer *kafka.Consumer
+	producer *kafka.Producer
+	plan     *topicPlan
+	com      *committer
+	tasks    map[string]*task
+	taskOf   map[partitionKey]*task
+	ready    map[string]bool        // task id -> restored and initialized
+	resumeAt map[partitionKey]int64 // records seen from a restoring task's partition: seek here on resume
+	// position is the next offset to dispatch per assigned partition, once
+	// one was dispatched: a record below it was processed already in this
+	// assignment (committed, or in the open transaction) and is dropped.
+	// Reset where the runner seeks (rewind, resume) and on revoke.
+	position          map[partitionKey]int64
 	restoring         map[string]context.CancelFunc
 	fatal             error // set by a rebalance callback; Run returns it
 	consecutiveAborts int
@@ -253,6 +258,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 
 	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
 	r.resumeAt, r.restoring = map[partitionKey]int64{}, map[string]context.CancelFunc{}
+	r.position = map[partitionKey]int64{}
 	r.restoreReq, r.restoreDone = make(chan restoreJob, 1024), make(chan restoreOutcome, 1024)
 	rctx, stopRestorer := context.WithCancel(ctx)
 	restorerDone := make(chan struct{})
@@ -514,9 +520,17 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 		}
 		return nil
 	}
+	if next, ok := r.position[tp]; ok && off < next {
+		// librdkafka delivered a record again that this assignment already
+		// processed; processing it twice would break exactly-once.
+		r.m.redelivered.Inc()
+		r.log.Warn("dropping a record delivered again", "topic", tp.Topic, "partition", tp.Partition, "offset", off, "next", next)
+		return nil
+	}
 	if err := r.com.ensureOpen(); err != nil {
 		return err
 	}
+	r.position[tp] = off + 1
 	r.com.state.track(tp, off)
 	r.dispatch(work{t: t, msg: m})
 	return nil
