@@ -109,7 +109,6 @@ func counter(t *testing.T, r *processor.Runner, name string) float64 {
 	return sum
 }
 
-
 // produceInput writes values[i] with key k<i%keys>, in order, to topic.
 func produceInput(t *testing.T, k *kafka, topic string, partitions int32, keys int, values []string) {
 	t.Helper()
