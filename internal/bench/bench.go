@@ -1,0 +1,569 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Phase names, for Config.Phases.
+const (
+	PhaseThroughput = "throughput"
+	PhaseLatency    = "latency"
+	PhaseRestore    = "restore"
+)
+
+// Config says what Run measures. Zero values mean the defaults given per
+// field.
+type Config struct {
+	// Binary is the eos-runner executable the bench starts as broker, runner
+	// and worker; default the running executable.
+	Binary string
+	// Brokers is an external cluster (BENCH_BROKERS); empty starts
+	// `eos-runner broker` in memory, as its own process.
+	Brokers string
+	// Records is the input of each throughput run; default 1,000,000.
+	Records int
+	// Partitions of every input topic; default 8.
+	Partitions int
+	// Keys is the number of distinct keys of the throughput and latency
+	// input; default 100,000.
+	Keys int
+	// ValueBytes is the size of each input value; default 100.
+	ValueBytes int
+	// Phases to run; default all: throughput, latency, restore.
+	Phases []string
+	// Runs, if set, limits the throughput phase to the runs named here, by
+	// name (raw-copy, stateless, stateful) or by name-guarantee
+	// (stateful-exactly_once_v2). Ratios need raw-copy.
+	Runs []string
+	// RawCopyKafka are librdkafka properties (key=value) for the raw-copy
+	// worker, for experiments with the baseline's client settings.
+	RawCopyKafka []string
+	// RunnerSets are settings (key=value, as `eos-runner run --set`) added
+	// to every runner the bench starts, e.g.
+	// kafka.consumer.fetch.queue.backoff.ms=10.
+	RunnerSets []string
+	// LatencyRate is the input rate of the latency phase; default 20,000/s.
+	LatencyRate int
+	// LatencyDuration is how long each latency run writes at that rate;
+	// default 15s.
+	LatencyDuration time.Duration
+	// CommitIntervals are the commit.interval.ms values of the latency
+	// phase; default 100ms and 1s.
+	CommitIntervals []time.Duration
+	// RestoreKeys is the number of keys of the restore phase's store (one
+	// changelog record each); default 1,000,000.
+	RestoreKeys int
+	// CPUProfile, if set, adds a run of the stateful topology under
+	// exactly_once_v2, not measured, whose runner writes a CPU profile here.
+	CPUProfile string
+	// WorkDir holds state dirs and the processes' logs; default a new
+	// temporary directory, removed after a successful run unless KeepWorkDir.
+	WorkDir     string
+	KeepWorkDir bool
+	// PollInterval is how often a run's committed offsets and the runner's
+	// /proc entry are read; default 50ms. It bounds the precision of the
+	// measurement window.
+	PollInterval time.Duration
+	// RunTimeout bounds each run; default 15m.
+	RunTimeout time.Duration
+	// Logger receives each phase's start, progress and end; nil discards.
+	Logger *slog.Logger
+	// Command is recorded in the results.
+	Command string
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Records, 1_000_000)
+	def(&c.Partitions, 8)
+	def(&c.Keys, 100_000)
+	def(&c.ValueBytes, 100)
+	def(&c.LatencyRate, 20_000)
+	def(&c.RestoreKeys, 1_000_000)
+	if c.LatencyDuration == 0 {
+		c.LatencyDuration = 15 * time.Second
+	}
+	if len(c.CommitIntervals) == 0 {
+		c.CommitIntervals = []time.Duration{100 * time.Millisecond, time.Second}
+	}
+	if len(c.Phases) == 0 {
+		c.Phases = []string{PhaseThroughput, PhaseLatency, PhaseRestore}
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 50 * time.Millisecond
+	}
+	if c.RunTimeout == 0 {
+		c.RunTimeout = 15 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("bench: find the eos-runner executable: %w", err)
+		}
+		c.Binary = exe
+	}
+	var errs []error
+	for name, v := range map[string]int{"records": c.Records, "partitions": c.Partitions, "keys": c.Keys,
+		"value bytes": c.ValueBytes, "latency rate": c.LatencyRate, "restore keys": c.RestoreKeys} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d is negative", name, v))
+		}
+	}
+	for _, p := range c.Phases {
+		switch p {
+		case PhaseThroughput, PhaseLatency, PhaseRestore:
+		default:
+			errs = append(errs, fmt.Errorf("phase %q: want %s, %s or %s", p, PhaseThroughput, PhaseLatency, PhaseRestore))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("bench: config: %w", err)
+	}
+	return c, nil
+}
+
+// bench is one Run's state.
+type bench struct {
+	cfg     Config
+	log     *slog.Logger
+	brokers string
+	broker  *child // nil with an external cluster
+	k       *kafkaClient
+	// prefix makes this Run's topics and groups unique on a shared cluster.
+	prefix string
+	work   string
+}
+
+// Run measures what Config says and returns the results (those gathered so
+// far, with the error, if a phase fails). It writes nothing but logs; the
+// caller writes the results.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	res := &Results{
+		Command:   cfg.Command,
+		StartedAt: began.UTC().Truncate(time.Second),
+		Environment: Environment{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Broker: "embedded",
+			LoadAvgStart: loadAverage()},
+		Workload: Workload{Records: cfg.Records, Partitions: cfg.Partitions, Keys: cfg.Keys, ValueBytes: cfg.ValueBytes},
+		Runs:     []RunResult{},
+		Latency:  map[string]LatencyResult{},
+	}
+	b := &bench{cfg: cfg, log: cfg.Logger, prefix: fmt.Sprintf("bench-%d", began.Unix()%1_000_000)}
+	b.work = cfg.WorkDir
+	if b.work == "" {
+		if b.work, err = os.MkdirTemp("", "eos-bench-"); err != nil {
+			return nil, fmt.Errorf("bench: work dir: %w", err)
+		}
+	} else if err := os.MkdirAll(b.work, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: work dir: %w", err)
+	}
+	b.log.Info("bench: work dir (state dirs and process logs)", "dir", b.work)
+
+	if cfg.Brokers != "" {
+		b.brokers = cfg.Brokers
+		res.Environment.Broker = "external"
+	} else {
+		b.broker, b.brokers, err = startBroker(cfg.Binary, cfg.Partitions, filepath.Join(b.work, "broker.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := b.broker.stop(30 * time.Second); err != nil {
+				b.log.Warn("bench: broker stop", "err", err)
+			}
+		}()
+		b.log.Info("bench: embedded broker started", "bootstrap", b.brokers, "pid", b.broker.pid())
+	}
+	if b.k, err = newKafkaClient(strings.Split(b.brokers, ",")); err != nil {
+		return nil, err
+	}
+	defer b.k.close()
+
+	err = b.phases(ctx, res)
+	res.setRatios()
+	res.Seconds = round(time.Since(began).Seconds(), 1)
+	res.Environment.LoadAvgEnd = loadAverage()
+	if err == nil && cfg.WorkDir == "" && !cfg.KeepWorkDir {
+		os.RemoveAll(b.work)
+	} else if err != nil {
+		b.log.Error("bench: failed; logs kept", "dir", b.work, "err", err)
+	}
+	return res, err
+}
+
+func (b *bench) phases(ctx context.Context, res *Results) error {
+	if slices.Contains(b.cfg.Phases, PhaseThroughput) || b.cfg.CPUProfile != "" {
+		input := b.prefix + "-input"
+		if err := b.writeInput(ctx, input, b.cfg.Records, randomKeys(b.cfg.Keys)); err != nil {
+			return err
+		}
+		if slices.Contains(b.cfg.Phases, PhaseThroughput) {
+			if err := b.throughput(ctx, input, res); err != nil {
+				return err
+			}
+		}
+		if b.cfg.CPUProfile != "" {
+			if err := b.profile(ctx, input); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(b.cfg.Phases, PhaseLatency) {
+		for _, iv := range b.cfg.CommitIntervals {
+			l, err := b.latency(ctx, iv)
+			if err != nil {
+				return err
+			}
+			res.Latency[latencyKey(iv)] = l
+		}
+	}
+	if slices.Contains(b.cfg.Phases, PhaseRestore) {
+		r, err := b.restore(ctx)
+		res.Restore = r
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeInput creates topic and writes records to it.
+func (b *bench) writeInput(ctx context.Context, topic string, records int, key keyFunc) error {
+	if err := b.k.createTopic(ctx, topic, b.cfg.Partitions); err != nil {
+		return err
+	}
+	return b.k.produce(ctx, b.log, topic, records, b.cfg.ValueBytes, key)
+}
+
+// runnerArgs are the arguments of `eos-runner run` for a bench topology.
+func (b *bench) runnerArgs(topo, input, app, guarantee, stateDir string, extra ...string) []string {
+	return append([]string{"--log-format", "json", "run", "--topology", topo},
+		b.topologyArgs(input, app, guarantee, stateDir, extra...)...)
+}
+
+// topologyArgs are the input and settings flags of `eos-runner run` (and of
+// `eos-runner bench worker --mode topology`).
+func (b *bench) topologyArgs(input, app, guarantee, stateDir string, extra ...string) []string {
+	args := []string{"--input", input,
+		"--set", "application.id=" + app,
+		"--set", "bootstrap.servers=" + b.brokers,
+		"--set", "processing.guarantee=" + guarantee,
+		"--set", "state.dir=" + stateDir,
+		"--set", "instance.id=bench",
+		"--set", "create.topics=true",
+	}
+	for _, e := range append(slices.Clone(b.cfg.RunnerSets), extra...) {
+		args = append(args, "--set", e)
+	}
+	return args
+}
+
+// quickFailover are settings that make a killed runner's partitions move
+// quickly on restart: its member leaves the group after the session
+// timeout, and the transaction timeout must stay below it.
+func quickFailover() []string {
+	return []string{"session.timeout.ms=6000", "transaction.timeout.ms=5000", "kafka.consumer.heartbeat.interval.ms=500"}
+}
+
+// throughput runs raw copy, then each topology under each guarantee, over
+// input.
+func (b *bench) throughput(ctx context.Context, input string, res *Results) error {
+	total, err := b.k.endOffsets(ctx, input)
+	if err != nil {
+		return err
+	}
+	type spec struct {
+		name, guarantee, topo string
+		output                string
+	}
+	specs := []spec{{name: RunRawCopy, guarantee: GuaranteeNone, output: input + "-copy"}}
+	for _, t := range []struct{ name, topo, output string }{
+		{RunStateless, "bench-stateless", StatelessOutput(input)},
+		{RunStateful, "bench-stateful", StatefulOutput(input)},
+	} {
+		for _, g := range []string{"at_least_once", "exactly_once_v2"} {
+			specs = append(specs, spec{name: t.name, guarantee: g, topo: t.topo, output: t.output})
+		}
+	}
+	for _, s := range specs {
+		id := s.name + "-" + s.guarantee
+		if len(b.cfg.Runs) > 0 && !slices.Contains(b.cfg.Runs, s.name) && !slices.Contains(b.cfg.Runs, id) {
+			continue
+		}
+		app := b.prefix + "-" + id
+		if err := b.k.createTopic(ctx, s.output, b.cfg.Partitions); err != nil {
+			return err
+		}
+		var args []string
+		if s.topo == "" {
+			args = []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
+				"--input", input, "--output", s.output, "--group", app}
+			for _, kv := range b.cfg.RawCopyKafka {
+				args = append(args, "--set", "kafka."+kv)
+			}
+		} else {
+			args = b.runnerArgs(s.topo, input, app, s.guarantee, filepath.Join(b.work, id))
+		}
+		r, err := b.measuredRun(ctx, id, args, app, input, total)
+		if err != nil {
+			return fmt.Errorf("bench: run %s: %w", id, err)
+		}
+		r.Name, r.Guarantee = s.name, s.guarantee
+		res.Runs = append(res.Runs, r)
+		if err := b.k.deleteTopics(ctx, s.output, ChangelogTopic(app), app+"-dlq"); err != nil {
+			b.log.Warn("bench: cleanup", "err", err)
+		}
+	}
+	return nil
+}
+
+// profile runs the stateful topology under exactly_once_v2 in a bench
+// worker that writes a CPU profile.
+func (b *bench) profile(ctx context.Context, input string) error {
+	total, err := b.k.endOffsets(ctx, input)
+	if err != nil {
+		return err
+	}
+	app := b.prefix + "-profile"
+	out := StatefulOutput(input)
+	if err := b.k.createTopic(ctx, out, b.cfg.Partitions); err != nil {
+		return err
+	}
+	args := append([]string{"--log-format", "json", "bench", "worker", "--mode", "topology", "--topology", "bench-stateful",
+		"--cpuprofile", b.cfg.CPUProfile}, b.topologyArgs(input, app, "exactly_once_v2", filepath.Join(b.work, "profile"))...)
+	r, err := b.measuredRun(ctx, "profile", args, app, input, total)
+	if err != nil {
+		return fmt.Errorf("bench: profiled run: %w", err)
+	}
+	b.log.Info("bench: CPU profile written (profiled run, not in the results)", "file", b.cfg.CPUProfile,
+		"records_per_sec", r.RecordsPerSec, "cpu_us_per_record", r.CPUMicrosPerRecord)
+	return b.k.deleteTopics(ctx, out, ChangelogTopic(app), app+"-dlq")
+}
+
+// measuredRun starts a process and measures it until group has committed
+// total records of input, then stops it with SIGTERM.
+func (b *bench) measuredRun(ctx context.Context, id string, args []string, group, input string, total int64) (RunResult, error) {
+	b.log.Info("bench: run start", "run", id, "records", total)
+	c, _, err := startChild(id, b.cfg.Binary, args, filepath.Join(b.work, id+".log"), false)
+	if err != nil {
+		return RunResult{}, err
+	}
+	defer c.kill()
+	w, peak, brokerCPU, err := b.watch(ctx, id, c, group, input, total)
+	if err != nil {
+		return RunResult{}, err
+	}
+	if err := c.stop(60 * time.Second); err != nil {
+		return RunResult{}, fmt.Errorf("stop: %w", err)
+	}
+	if w.t0.Equal(c.started) {
+		b.log.Warn("bench: run done at the first poll; its window starts at process start (startup included)", "run", id)
+	}
+	r := RunResult{
+		Records:            total,
+		RecordsPerSec:      round(w.recordsPerSec(), 0),
+		CPUMicrosPerRecord: round(w.cpuPerRecord(), 2),
+		PeakRSSBytes:       peak,
+		WindowSeconds:      round(w.t1.Sub(w.t0).Seconds(), 3),
+		WallSeconds:        round(w.t1.Sub(c.started).Seconds(), 3),
+	}
+	if n := w.rec1 - w.rec0; n > 0 {
+		r.BrokerCPUMicrosPerRecord = round(float64(brokerCPU)/float64(time.Microsecond)/float64(n), 2)
+	}
+	r.OtherCores = round(w.otherCores(brokerCPU), 2)
+	b.log.Info("bench: run end", "run", id, "records_per_sec", r.RecordsPerSec, "cpu_us_per_record", r.CPUMicrosPerRecord,
+		"peak_rss_mib", r.PeakRSSBytes>>20, "broker_cpu_us_per_record", r.BrokerCPUMicrosPerRecord, "other_cores", r.OtherCores,
+		"window_sec", r.WindowSeconds, "wall_sec", r.WallSeconds)
+	return r, nil
+}
+
+// watch polls group's committed offsets on input and the runner's /proc
+// entry every PollInterval until the committed offsets reach total. It
+// returns the measurement window, the runner's peak RSS, and the broker's
+// CPU in the window.
+func (b *bench) watch(ctx context.Context, id string, c *child, group, input string, total int64) (window, int64, time.Duration, error) {
+	var (
+		w                  window
+		first              bool
+		brokerCPU0         time.Duration
+		lastLog, lastCount = time.Now(), int64(0)
+	)
+	deadline := time.Now().Add(b.cfg.RunTimeout)
+	tick := time.NewTicker(b.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return w, 0, 0, ctx.Err()
+		case <-tick.C:
+		}
+		if ok, why := c.exited(); ok {
+			return w, 0, 0, fmt.Errorf("%w: %w", errExitedEarly, why)
+		}
+		if time.Now().After(deadline) {
+			return w, 0, 0, fmt.Errorf("not done after %v", b.cfg.RunTimeout)
+		}
+		n, err := b.k.committed(ctx, group, input)
+		if err != nil {
+			b.log.Debug("bench: committed offsets", "err", err)
+			continue
+		}
+		now := time.Now()
+		s, err := c.sample()
+		if err != nil {
+			return w, 0, 0, err
+		}
+		var brokerCPU time.Duration
+		if b.broker != nil {
+			if bs, err := b.broker.sample(); err == nil {
+				brokerCPU = bs.CPU
+			}
+		}
+		busy, _ := machineBusy() // 0 without /proc/stat: otherCores then reads 0
+		if !first && n > 0 {
+			first = true
+			w.t0, w.rec0, w.cpu0, w.busy0, brokerCPU0 = now, n, s.CPU, busy, brokerCPU
+		}
+		if n >= total {
+			w.t1, w.rec1, w.cpu1, w.busy1 = now, n, s.CPU, busy
+			if w.rec0 >= w.rec1 {
+				// Done at the first look (a tiny run): measure from the
+				// process start instead; startup is then inside the window.
+				// busy1 = 0: the machine was not sampled at the start, so
+				// otherCores reports 0 (unknown).
+				w.t0, w.rec0, w.cpu0, w.busy1, brokerCPU0 = c.started, 0, 0, 0, 0
+			}
+			return w, s.PeakRSS, brokerCPU - brokerCPU0, nil
+		}
+		if now.Sub(lastLog) >= 2*time.Second {
+			b.log.Info("bench: run progress", "run", id, "committed", n, "of", total,
+				"percent", strconv.FormatFloat(float64(n)*100/float64(max(total, 1)), 'f', 1, 64),
+				"rate", perSec(n-lastCount, now.Sub(lastLog)), "rss_mib", s.RSS>>20)
+			lastLog, lastCount = now, n
+		}
+	}
+}
+
+// latency runs the stateful topology under exactly_once_v2 with commit
+// interval iv, at a fixed input rate, and measures input timestamp to
+// read_committed visibility of the output.
+func (b *bench) latency(ctx context.Context, iv time.Duration) (LatencyResult, error) {
+	ms := int(iv.Milliseconds())
+	id := "latency-" + strconv.Itoa(ms) + "ms"
+	input := b.prefix + "-" + id
+	app := input
+	out := StatefulOutput(input)
+	lr := LatencyResult{CommitIntervalMs: ms, InputRate: b.cfg.LatencyRate}
+	for _, t := range []string{input, out} {
+		if err := b.k.createTopic(ctx, t, b.cfg.Partitions); err != nil {
+			return lr, err
+		}
+	}
+	defer func() {
+		if err := b.k.deleteTopics(context.WithoutCancel(ctx), input, out, ChangelogTopic(app), app+"-dlq"); err != nil {
+			b.log.Warn("bench: cleanup", "err", err)
+		}
+	}()
+	b.log.Info("bench: latency run start", "run", id, "rate", b.cfg.LatencyRate, "duration", b.cfg.LatencyDuration.String())
+	c, _, err := startChild(id, b.cfg.Binary, b.runnerArgs("bench-stateful", input, app, "exactly_once_v2",
+		filepath.Join(b.work, id), "commit.interval.ms="+strconv.Itoa(ms)), filepath.Join(b.work, id+".log"), false)
+	if err != nil {
+		return lr, err
+	}
+	defer c.kill()
+
+	var (
+		seen, measured atomic.Int64
+		from           atomic.Int64 // unix ms; 0 while warming up
+		mu             sync.Mutex   // guards samples
+		samples        []float64
+	)
+	rctx, stopReader := context.WithCancel(ctx)
+	readerDone := make(chan error, 1)
+	go func() {
+		readerDone <- readCommitted(rctx, b.k.brokers, out, func(r *kgo.Record, received time.Time) {
+			seen.Add(1)
+			if f := from.Load(); f == 0 || r.Timestamp.UnixMilli() < f {
+				return
+			}
+			mu.Lock()
+			samples = append(samples, float64(received.Sub(r.Timestamp))/float64(time.Millisecond))
+			mu.Unlock()
+			measured.Add(1)
+		})
+	}()
+	defer func() { stopReader(); <-readerDone }()
+
+	// Warm up: probe records until one comes out, so that group join, topic
+	// creation and restore are not measured.
+	warm := time.Now()
+	for seen.Load() == 0 {
+		if ok, why := c.exited(); ok {
+			return lr, fmt.Errorf("bench: %s: %w: %w", id, errExitedEarly, why)
+		}
+		if time.Since(warm) > 2*time.Minute {
+			return lr, fmt.Errorf("bench: %s: no output two minutes after start", id)
+		}
+		if _, err := b.k.produceAtRate(ctx, input, 1000, 2*time.Millisecond, b.cfg.ValueBytes, func(int) string { return "probe" }); err != nil {
+			return lr, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond) // the last probe's millisecond is over
+	from.Store(time.Now().UnixMilli() + 1)
+	time.Sleep(2 * time.Millisecond)
+	b.log.Info("bench: latency runner ready; writing at a fixed rate", "run", id, "warmup", time.Since(warm).Round(time.Millisecond).String())
+	stop := progressLoop(2*time.Second, func(time.Time) {
+		b.log.Info("bench: latency progress", "run", id, "outputs_seen", measured.Load())
+	})
+	sent, err := b.k.produceAtRate(ctx, input, b.cfg.LatencyRate, b.cfg.LatencyDuration, b.cfg.ValueBytes, randomKeys(b.cfg.Keys))
+	stop()
+	if err != nil {
+		return lr, err
+	}
+	deadline := time.Now().Add(30*time.Second + 3*iv)
+	for measured.Load() < int64(sent) && time.Now().Before(deadline) {
+		if ok, why := c.exited(); ok {
+			return lr, fmt.Errorf("bench: %s: %w: %w", id, errExitedEarly, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.stop(60 * time.Second); err != nil {
+		return lr, fmt.Errorf("bench: %s: stop: %w", id, err)
+	}
+	mu.Lock()
+	s := Summarize(samples)
+	mu.Unlock()
+	if s.Count < sent {
+		b.log.Warn("bench: not every output arrived; the missing ones are not in the percentiles",
+			"run", id, "sent", sent, "received", s.Count)
+	}
+	lr.Records, lr.P50Ms, lr.P99Ms, lr.MaxMs = s.Count, round(s.P50, 1), round(s.P99, 1), round(s.Max, 1)
+	b.log.Info("bench: latency run end", "run", id, "records", lr.Records, "p50_ms", lr.P50Ms, "p99_ms", lr.P99Ms, "max_ms", lr.MaxMs)
+	return lr, nil
+}

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Run names and guarantees as they appear in results.json.
+const (
+	RunRawCopy   = "raw-copy"
+	RunStateless = "stateless"
+	RunStateful  = "stateful"
+
+	GuaranteeNone = "none"
+)
+
+// Results is what `eos-runner bench` writes to bench/results.json. Every
+// figure is measured, none is asserted: see docs/BENCHMARKS.md for what
+// limits each.
+type Results struct {
+	// Command is the command line that produced the results.
+	Command   string    `json:"command"`
+	StartedAt time.Time `json:"started_at"`
+	// Seconds is the wall time of the whole bench.
+	Seconds     float64     `json:"seconds"`
+	Environment Environment `json:"environment"`
+	Workload    Workload    `json:"workload"`
+	// Runs are the throughput runs: raw-copy first, the baseline of every
+	// ratio_to_raw.
+	Runs []RunResult `json:"runs"`
+	// Latency is keyed by commit interval, "<ms>ms".
+	Latency map[string]LatencyResult `json:"latency"`
+	Restore RestoreResult            `json:"restore"`
+}
+
+// Environment says where the figures were taken.
+type Environment struct {
+	GoVersion string `json:"go_version"`
+	CPUs      int    `json:"cpus"`
+	// Broker is "embedded" (eos-runner broker, kfake, in memory, its own
+	// process) or "external" (BENCH_BROKERS).
+	Broker string `json:"broker"`
+	// LoadAvgStart and LoadAvgEnd are the 1-minute load averages before and
+	// after: on a shared machine, a sign of how much else was running.
+	LoadAvgStart string `json:"load_avg_start"`
+	LoadAvgEnd   string `json:"load_avg_end"`
+}
+
+// Workload is the input of the throughput runs.
+type Workload struct {
+	Records    int `json:"records"`
+	Partitions int `json:"partitions"`
+	Keys       int `json:"keys"`
+	ValueBytes int `json:"value_bytes"`
+}
+
+// RunResult is one throughput run. RecordsPerSec and CPUMicrosPerRecord are
+// taken over the measurement window (first committed offset seen to the
+// input's end committed); see the package documentation.
+type RunResult struct {
+	Name      string `json:"name"`
+	Guarantee string `json:"guarantee"`
+	// Records is the input records the run processed.
+	Records       int64   `json:"records"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	// CPUMicrosPerRecord is the runner process's CPU (utime+stime, all
+	// threads) per record, in µs; equal to CPU seconds per million records.
+	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
+	// PeakRSSBytes is the runner's VmHWM when the run was done.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// RatioToRaw is RecordsPerSec over raw copy's.
+	RatioToRaw float64 `json:"ratio_to_raw"`
+	// BrokerCPUMicrosPerRecord is the embedded broker's CPU per record in the
+	// same window (0 with an external broker): on a 2-core machine the broker
+	// and the runner compete, and this shows for how much.
+	BrokerCPUMicrosPerRecord float64 `json:"broker_cpu_us_per_record"`
+	// OtherCores is the average number of cores busy with anything but the
+	// runner and the broker in the window (the bench itself, other users of
+	// the machine): a run with a high figure competed for CPU.
+	OtherCores float64 `json:"other_cores"`
+	// WindowSeconds is the measurement window; WallSeconds is process start
+	// to done (startup, group join and restore included).
+	WindowSeconds float64 `json:"window_sec"`
+	WallSeconds   float64 `json:"wall_sec"`
+}
+
+// LatencyResult is the latency of one commit interval: input record
+// timestamp (stamped by the bench's producer) to the output's arrival at a
+// read_committed consumer in the bench process.
+type LatencyResult struct {
+	CommitIntervalMs int     `json:"commit_interval_ms"`
+	InputRate        int     `json:"input_rate_per_sec"`
+	Records          int     `json:"records"`
+	P50Ms            float64 `json:"p50_ms"`
+	P99Ms            float64 `json:"p99_ms"`
+	MaxMs            float64 `json:"max_ms"`
+}
+
+// RestoreResult is the restore phase.
+type RestoreResult struct {
+	// Keys is the number of keys in the store (and records in the changelog).
+	Keys int `json:"keys"`
+	// Records were restored into an empty state dir, in Seconds (the sum of
+	// the partitions' restore times: the runner restores one at a time).
+	Records       int64   `json:"records"`
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	// CleanRestartRestored is what a restart after SIGTERM restored (expected 0).
+	CleanRestartRestored int64 `json:"clean_restart_restored"`
+	// CrashRestartRestored is what a restart after SIGKILL restored (expected:
+	// only the tail committed to Kafka but not yet applied to Pebble).
+	CrashRestartRestored int64 `json:"crash_restart_restored"`
+	// CrashCommittedBeforeKill is the input records committed when SIGKILL
+	// was sent, for scale.
+	CrashCommittedBeforeKill int64 `json:"crash_committed_before_kill"`
+}
+
+// latencyKey names a commit interval in Results.Latency.
+func latencyKey(interval time.Duration) string {
+	return strconv.FormatInt(interval.Milliseconds(), 10) + "ms"
+}
+
+// setRatios fills RatioToRaw from the raw-copy run, if there is one.
+func (r *Results) setRatios() {
+	var raw float64
+	for _, run := range r.Runs {
+		if run.Name == RunRawCopy {
+			raw = run.RecordsPerSec
+		}
+	}
+	for i := range r.Runs {
+		if raw > 0 {
+			r.Runs[i].RatioToRaw = round(r.Runs[i].RecordsPerSec/raw, 3)
+		}
+	}
+}
+
+// WriteJSON writes r, indented, to path, creating its directory.
+func (r *Results) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: results: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("bench: results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: results: %w", err)
+	}
+	return nil
+}
+
+// WriteTable prints r as the tables docs/BENCHMARKS.md shows; a phase that
+// did not run is left out.
+func (r *Results) WriteTable(w io.Writer) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
+	sep := ""
+	if len(r.Runs) > 0 {
+		fmt.Fprintf(tw, "run\tguarantee\trecords\trecords/s\tCPU µs/rec\tpeak RSS MiB\tratio to raw\tbroker CPU µs/rec\tother cores\t\n")
+		for _, run := range r.Runs {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t\n", run.Name, run.Guarantee, run.Records,
+				run.RecordsPerSec, run.CPUMicrosPerRecord, float64(run.PeakRSSBytes)/(1<<20), run.RatioToRaw,
+				run.BrokerCPUMicrosPerRecord, run.OtherCores)
+		}
+		sep = "\t\t\t\t\t\t\t\t\t\n"
+	}
+	if len(r.Latency) > 0 {
+		fmt.Fprint(tw, sep)
+		fmt.Fprintf(tw, "latency\tcommit interval\trecords\tinput/s\tp50 ms\tp99 ms\tmax ms\t\t\n")
+		for _, k := range sortedLatencyKeys(r.Latency) {
+			l := r.Latency[k]
+			fmt.Fprintf(tw, "stateful exactly_once_v2\t%d ms\t%d\t%d\t%.1f\t%.1f\t%.1f\t\t\t\n", l.CommitIntervalMs,
+				l.Records, l.InputRate, l.P50Ms, l.P99Ms, l.MaxMs)
+		}
+		sep = "\t\t\t\t\t\t\t\t\t\n"
+	}
+	if rs := r.Restore; rs.Keys > 0 {
+		fmt.Fprint(tw, sep)
+		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\t\t\t\n")
+		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
+			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("bench: table: %w", err)
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return fmt.Errorf("bench: table: %w", err)
+		}
+	}
+	return nil
+}
+
+// sortedLatencyKeys orders latency keys by commit interval.
+func sortedLatencyKeys(m map[string]LatencyResult) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(m[a].CommitIntervalMs, m[b].CommitIntervalMs) })
+	return keys
+}

@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// StoreCounts is the stateful topology's store; its changelog is
+// `<application.id>-counts-changelog`.
+const StoreCounts = "counts"
+
+// StatelessOutput is the topic the stateless topology writes for input.
+func StatelessOutput(input string) string { return input + "-stateless" }
+
+// StatefulOutput is the topic the stateful topology writes for input.
+func StatefulOutput(input string) string { return input + "-counts" }
+
+// ChangelogTopic is the changelog of the stateful topology's store under
+// application id app.
+func ChangelogTopic(app string) string { return app + "-" + StoreCounts + "-changelog" }
+
+// StatelessTopology is the "bench-stateless" built-in: string keys and byte
+// values from input, a filter (it keeps every record the bench generates, so
+// that the output matches raw copy record for record, but it runs on each),
+// and a mapValues that returns a new, upper-cased copy of the value, to
+// StatelessOutput(input). No store, so nothing waits for restore.
+func StatelessTopology(input string) (*topology.Topology, error) {
+	if input == "" {
+		return nil, errors.New("bench: stateless topology: empty input topic")
+	}
+	b := topology.NewBuilder()
+	b.Stream([]string{input}, topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}}).
+		Filter(func(_, v any) bool {
+			b, ok := v.([]byte)
+			return ok && (len(b) == 0 || b[0] != '#') // generated values never start with '#'
+		}).
+		MapValues(func(v any) (any, error) {
+			b, ok := v.([]byte)
+			if !ok {
+				return nil, fmt.Errorf("bench: mapValues: want []byte, got %T", v)
+			}
+			return bytes.ToUpper(b), nil
+		}).
+		To(StatelessOutput(input), topology.Produced{Key: serde.String{}, Value: serde.Bytes{}})
+	t, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("bench: stateless topology for %q: %w", input, err)
+	}
+	return t, nil
+}
+
+// StatefulTopology is the "bench-stateful" built-in: string keys and byte
+// values from input, counted per key into store StoreCounts (int64 values;
+// changelog `<application.id>-counts-changelog`, so processing of a partition
+// waits for its restore), every update emitted to StatefulOutput(input) with
+// the count as an 8-byte big-endian int64.
+func StatefulTopology(input string) (*topology.Topology, error) {
+	if input == "" {
+		return nil, errors.New("bench: stateful topology: empty input topic")
+	}
+	b := topology.NewBuilder()
+	b.Stream([]string{input}, topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}}).
+		GroupByKey(topology.Grouped{Key: serde.String{}}).
+		Count(topology.Materialized{Name: StoreCounts, Key: serde.String{}, Value: serde.Int64{}}).
+		ToStream().
+		To(StatefulOutput(input), topology.Produced{Key: serde.String{}, Value: serde.Int64{}})
+	t, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("bench: stateful topology for %q: %w", input, err)
+	}
+	return t, nil
+}
