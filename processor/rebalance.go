@@ -234,15 +234,8 @@ func (k *kafkaTxn) commitOffsets(ctx context.Context, next map[partitionKey]int6
 }
 
 func (k *kafkaTxn) awaitDeliveries(ctx context.Context) (map[partitionKey]int64, error) {
-	if k.r.eos() {
-		return k.r.tracker.await(ctx)
-	}
-	// at_least_once: outputs must be acknowledged before offsets commit.
-	for k.r.producer.Flush(100) > 0 {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
+	// Under at_least_once this is what makes outputs acknowledged before
+	// offsets commit; under exactly_once_v2 CommitTransaction has flushed.
 	return k.r.tracker.await(ctx)
 }
 

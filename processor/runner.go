@@ -224,6 +224,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"isolation.level":               "read_committed",
 		"auto.offset.reset":             "earliest",
 		"session.timeout.ms":            int(r.cfg.SessionTimeout.Milliseconds()),
+		// librdkafka's default (1s) backs off fetching whenever its queue is
+		// "full enough", which capped a consumer here at ~130k records/s with
+		// the CPU mostly idle (measured by `eos-runner bench`).
+		"fetch.queue.backoff.ms": 10,
 	}))
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
@@ -436,7 +440,7 @@ func workerFor(t *task, n int) int { return (t.sub.ID*7919 + int(t.partition)) %
 
 // loop is the poll loop.
 func (r *Runner) loop(ctx context.Context) error {
-	lastCleanup, lastReport := time.Now(), time.Now()
+	lastCleanup, lastReport, lastPunctuate := time.Now(), time.Now(), time.Now()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -461,7 +465,10 @@ func (r *Runner) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		r.punctuateWallClock(now)
+		if now.Sub(lastPunctuate) >= 10*time.Millisecond {
+			lastPunctuate = now
+			r.punctuateWallClock(now)
+		}
 		if now.Sub(lastReport) >= 10*time.Second {
 			lastReport = now
 			r.reportProgress()

@@ -167,9 +167,8 @@ func (s *kvStore) flush() error {
 		if err != nil {
 			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
 		}
-		topic := s.topic
 		s.coll.send(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: s.partition},
+			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
 			Key:            kb,
 			Value:          e.value, // nil for a delete: a tombstone for compaction
 		})

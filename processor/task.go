@@ -48,7 +48,8 @@ type nodeRT struct {
 	proc     topology.Processor
 	children []*nodeRT
 	byName   map[string]*nodeRT
-	topic    string // full topic name of a sink
+	topic    string  // full topic name of a sink
+	topicPtr *string // &topic, shared by every record to it (no allocation per record)
 	ctx      *nodeContext
 }
 
@@ -79,6 +80,7 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 			}
 		case topology.SinkNode:
 			rt.topic = topology.TopicName(appID, n.Topics[0], n.Internal)
+			rt.topicPtr = &rt.topic
 		case topology.ProcessorNode:
 			rt.proc = n.Supplier()
 		}
@@ -325,9 +327,8 @@ func (t *task) sink(n *nodeRT, rec topology.Record) error {
 			hs[i] = kafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	topic := n.topic
 	t.coll.send(&kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: n.topicPtr, Partition: kafka.PartitionAny},
 		Key:            kb, Value: vb, Headers: hs, Timestamp: rec.Timestamp,
 	})
 	return nil
