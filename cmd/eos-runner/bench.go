@@ -156,15 +156,7 @@ func benchWorkerCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cfg, err := cf.load(processor.Config{})
-				if err != nil {
-					return err
-				}
-				r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
-				if err != nil {
-					return err
-				}
-				return r.Run(cmd.Context())
+				return runTopology(cmd.Context(), g, topo, processor.Config{}, &cf)
 			}
 			return usageError{fmt.Errorf("--mode %q: want raw-copy or topology", mode)}
 		},

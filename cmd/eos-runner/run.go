@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/eos-runner/eos-runner/processor"
+	"github.com/eos-runner/eos-runner/topology"
 )
 
 // configFlags are the flags that make a processor.Config.
@@ -54,21 +56,27 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := cf.load(processor.Config{})
-			if err != nil {
-				return err
-			}
-			r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
-			if err != nil {
-				return err
-			}
-			return r.Run(cmd.Context())
+			return runTopology(cmd.Context(), g, topo, processor.Config{}, &cf)
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
 	to.add(cmd)
 	cf.add(cmd)
 	return cmd
+}
+
+// runTopology runs topo with base overridden by --config/--set until ctx is
+// done or the runner fails.
+func runTopology(ctx context.Context, g *globals, topo *topology.Topology, base processor.Config, cf *configFlags) error {
+	cfg, err := cf.load(base)
+	if err != nil {
+		return err
+	}
+	r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
 }
 
 func describeCmd(g *globals) *cobra.Command {

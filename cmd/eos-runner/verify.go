@@ -55,22 +55,14 @@ func verifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := cf.load(processor.Config{
+			return runTopology(cmd.Context(), g, topo, processor.Config{
 				ApplicationID:    input + "-verify",
 				BootstrapServers: brokers,
 				InstanceID:       instance,
 				CommitInterval:   commitInterval,
 				StateDir:         stateDir,
 				CreateTopics:     true,
-			})
-			if err != nil {
-				return err
-			}
-			r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
-			if err != nil {
-				return err
-			}
-			return r.Run(cmd.Context())
+			}, &cf)
 		},
 	}
 	process.Flags().StringVar(&input, "input", "eos-input", "input topic")
