@@ -54,6 +54,21 @@ func Classify(err error) ErrorClass {
 	return Fatal
 }
 
+// IsMigrated reports whether err says the group moved on without this member
+// (KIP-447's fencing of offsets from a stale member or generation): its tasks
+// may be owned by another member now, as Kafka Streams' TaskMigratedException.
+func IsMigrated(err error) bool {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke.Code() {
+	case kafka.ErrUnknownMemberID, kafka.ErrIllegalGeneration, kafka.ErrFencedInstanceID, kafka.ErrRebalanceInProgress:
+		return true
+	}
+	return false
+}
+
 // classifyOffsetCommit sorts the errors of a consumer offset commit
 // (at_least_once), which librdkafka never flags: a rebalance under way means
 // the partitions may have moved, so the records are rewound and processed

@@ -141,3 +141,22 @@ func TestProcessingErrorFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestIsMigrated(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{kafka.NewError(kafka.ErrUnknownMemberID, "unknown member", false), true},
+		{fmt.Errorf("send offsets: %w", kafka.NewError(kafka.ErrIllegalGeneration, "stale generation", false)), true},
+		{kafka.NewError(kafka.ErrFencedInstanceID, "fenced instance", false), true},
+		{kafka.NewError(kafka.ErrRebalanceInProgress, "rebalancing", false), true},
+		{kafka.NewError(kafka.ErrProducerFenced, "producer fenced", true), false},
+		{errors.New("plain"), false},
+	}
+	for _, c := range cases {
+		if got := IsMigrated(c.err); got != c.want {
+			t.Errorf("IsMigrated(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}

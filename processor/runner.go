@@ -559,6 +559,15 @@ func (r *Runner) commit(ctx context.Context) error {
 		r.m.commits.Inc()
 		r.m.commitSeconds.Observe(time.Since(start).Seconds())
 		return nil
+	case errors.Is(err, ErrAborted) && IsMigrated(err):
+		// The group coordinator no longer knows this member (its session
+		// ran out, e.g. a long pause): its partitions may belong to another
+		// member now. The consumer rejoins in the background; until the
+		// rebalance tells us what we own, aborts are expected, not a sign of
+		// a broken producer, so they do not count toward the limit.
+		r.m.aborts.Inc()
+		r.log.Warn("transaction aborted: this member was fenced by the group; waiting for the rebalance", "err", err)
+		return nil
 	case errors.Is(err, ErrAborted):
 		r.consecutiveAborts++
 		if r.consecutiveAborts > maxConsecutiveAborts {
