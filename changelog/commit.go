@@ -70,6 +70,10 @@ func (db *DB) Commit(commits []Commit) error {
 		return fmt.Errorf("changelog: commit %d stores: %w", len(commits), err)
 	}
 	for _, c := range commits {
+		// What was pending is committed now: it is the cache's truth.
+		for k, v := range c.Store.pendingKV {
+			c.Store.cacheCommitted(k, v)
+		}
 		c.Store.Abort()
 	}
 	return nil

@@ -33,6 +33,10 @@ type Options struct {
 	// CacheSize is the size in bytes of the block cache shared by every
 	// store of the DB. Default (0) DefaultCacheSize, 64 MiB.
 	CacheSize int64
+	// StoreCacheEntries bounds the cache of committed values each store
+	// partition keeps for reads (see Store). Default (0) 16384; negative
+	// disables it.
+	StoreCacheEntries int
 	// Logger receives restore progress, wipes and Pebble's own messages
 	// (Pebble's informational messages at Debug). Default (nil) slog.Default().
 	Logger *slog.Logger
@@ -45,10 +49,11 @@ type Options struct {
 //
 // A DB is safe for concurrent use; a Store is not (see Store).
 type DB struct {
-	// dir, pdb, logger: set by Open, read-only afterwards.
-	dir    string
-	pdb    *pebble.DB
-	logger *slog.Logger
+	// dir, pdb, logger, storeCacheEntries: set by Open, read-only afterwards.
+	dir               string
+	pdb               *pebble.DB
+	logger            *slog.Logger
+	storeCacheEntries int
 
 	// closed is set once by Close; every entry point checks it so that use
 	// after Close is an error instead of a Pebble panic.
@@ -82,6 +87,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
+	if opts.StoreCacheEntries == 0 {
+		opts.StoreCacheEntries = 16384
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -97,7 +105,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("changelog: open %s: %w", dir, err)
 	}
-	db := &DB{dir: dir, pdb: pdb, logger: opts.Logger, lastOwned: map[StorePartition]time.Time{}}
+	db := &DB{dir: dir, pdb: pdb, logger: opts.Logger, storeCacheEntries: opts.StoreCacheEntries, lastOwned: map[StorePartition]time.Time{}}
 	if err := db.checkFormat(); err != nil {
 		return nil, errors.Join(err, pdb.Close())
 	}
@@ -173,6 +181,8 @@ func (db *DB) Store(name string, partition int32) *Store {
 		prefix:    dataPrefix(name, partition),
 		cpKey:     checkpointKey(name, partition),
 		prefixEnd: prefixEnd(dataPrefix(name, partition)),
+
+		committedMax: db.storeCacheEntries,
 	}
 }
 

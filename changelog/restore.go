@@ -111,6 +111,9 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 	if n := s.PendingCount(); n > 0 {
 		return RestoreResult{}, fmt.Errorf("changelog: restore %s: %w (%d)", s.sp, ErrPendingWrites, n)
 	}
+	// Restore writes Pebble directly, under the cache of committed values.
+	s.committed = nil
+	defer func() { s.committed = nil }()
 	began := cfg.now()
 	start, end, err := src.Bounds(ctx)
 	if err != nil {

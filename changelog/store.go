@@ -40,6 +40,24 @@ type Store struct {
 	// as the hottest path of a stateful task. Same owner as pending; reset
 	// with it.
 	pendingKV map[string][]byte
+	// committed caches committed values by key (nil: known absent), filled
+	// by reads that reach Pebble and by DB.Commit from pendingKV, so that an
+	// aggregation's read of a hot key skips Pebble's memtable and block
+	// search. Emptied when it would pass committedMax entries, and by
+	// Restore, which writes Pebble directly. Same owner as pending.
+	committed    map[string][]byte
+	committedMax int
+}
+
+// cacheCommitted records the committed value of key (nil: absent).
+func (s *Store) cacheCommitted(key string, v []byte) {
+	if s.committedMax <= 0 {
+		return
+	}
+	if s.committed == nil || len(s.committed) >= s.committedMax {
+		s.committed = make(map[string][]byte, min(s.committedMax, 1024))
+	}
+	s.committed[key] = v
 }
 
 // Name returns the store's name.
@@ -64,8 +82,15 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		}
 		return append(make([]byte, 0, len(v)), v...), nil
 	}
+	if v, ok := s.committed[string(key)]; ok {
+		if v == nil {
+			return nil, nil
+		}
+		return append(make([]byte, 0, len(v)), v...), nil
+	}
 	v, closer, err := s.db.pdb.Get(dataKey(s.prefix, key))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.cacheCommitted(string(key), nil)
 		return nil, nil
 	}
 	if err != nil {
@@ -75,6 +100,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if err := closer.Close(); err != nil {
 		return nil, fmt.Errorf("changelog: get %s key %q: %w", s.sp, key, err)
 	}
+	s.cacheCommitted(string(key), append([]byte(nil), out...))
 	return out, nil
 }
 
