@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -265,4 +266,84 @@ func TestMalformedRecordsToDLQ(t *testing.T) {
 		t.Errorf("%d outputs, want %d (every good record once)", len(out), records-len(bad))
 	}
 	t.Logf("%d malformed of %d records: %d in the DLQ, each once, with headers; aborts %v", len(bad), records, len(dlq), counter(t, r, "eos_aborts_total"))
+}
+
+// TestErrorPolicySkipAndFail: on.error=skip drops a malformed record and
+// counts it; on.error=fail stops the runner at the record, with its
+// coordinates, before committing past it, and a restart stops at it again.
+func TestErrorPolicySkipAndFail(t *testing.T) {
+	const records, bad = 2000, 1200
+	b := startBroker(t)
+	k := newKafka(t, b.addr)
+	ctx := context.Background()
+	topic := uniqueTopic("policy")
+	values := make([]string, records)
+	for i := range values {
+		values[i] = strconv.Itoa(i)
+	}
+	values[bad] = "not-a-number"
+	produceInput(t, k, topic, 1, 10, values) // one partition: offsets are input positions
+	topo := func(out string) *topology.Topology {
+		bld := topology.NewBuilder()
+		bld.Stream([]string{topic}, topology.Consumed{Key: serde.String{}, Value: serde.DecimalString{}}).
+			To(out, topology.Produced{Key: serde.String{}, Value: serde.DecimalString{}})
+		tp, err := bld.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+
+	t.Run("skip", func(t *testing.T) {
+		cfg := baseConfig(b.addr, topic+"-skip", t)
+		cfg.OnError = processor.OnErrorSkip
+		cfg.DLQTopic = topic + "-skip-dlq"
+		r, stop := runInProcess(t, cfg, topo(topic+"-skip-out"))
+		waitFor(t, 2*time.Minute, "all input committed", func() bool { return k.committed(ctx, cfg.ApplicationID, topic) == records })
+		if err := stop(); err != nil {
+			t.Fatalf("runner: %v", err)
+		}
+		if got := counter(t, r, "eos_records_skipped_total"); got != 1 {
+			t.Errorf("eos_records_skipped_total = %v, want 1", got)
+		}
+		if n := k.endOffsets(ctx, cfg.DLQTopic); n > 0 {
+			t.Errorf("the DLQ has %d offsets under on.error=skip", n)
+		}
+		if out := k.readCommitted(t, ctx, topic+"-skip-out"); len(out) != records-1 {
+			t.Errorf("%d outputs, want %d (all but the skipped record)", len(out), records-1)
+		}
+	})
+
+	t.Run("fail", func(t *testing.T) {
+		cfg := baseConfig(b.addr, topic+"-fail", t)
+		cfg.OnError = processor.OnErrorFail
+		for run := range 2 {
+			r, err := processor.New(cfg, topo(topic+"-fail-out"), processor.WithLogger(slog.New(slog.NewJSONHandler(logFile(t, "fail"), nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Run returns by itself when it meets the record; the timeout
+			// only bounds a broken runner.
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err = r.Run(rctx)
+			cancel()
+			var pe *processor.ProcessingError
+			if !errors.As(err, &pe) {
+				t.Fatalf("run %d: runner returned %v, want a *ProcessingError", run, err)
+			}
+			if pe.Topic != topic || pe.Partition != 0 || pe.Offset != bad || pe.Class != "deserialization" {
+				t.Fatalf("run %d: error at %s[%d]@%d (%s), want %s[0]@%d (deserialization)", run, pe.Topic, pe.Partition, pe.Offset, pe.Class, topic, bad)
+			}
+			if c := k.committed(ctx, cfg.ApplicationID, topic); c > bad {
+				t.Fatalf("run %d: committed offset %d is past the failing record %d", run, c, bad)
+			}
+		}
+		out := k.readCommitted(t, ctx, topic+"-fail-out")
+		for _, r := range out {
+			if v, _ := strconv.Atoi(string(r.Value)); v >= bad {
+				t.Fatalf("output %s from at or past the failing record", r.Value)
+			}
+		}
+		t.Logf("on.error=fail stopped twice at offset %d; %d outputs, all before it", bad, len(out))
+	})
 }
