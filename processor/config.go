@@ -30,8 +30,8 @@ const (
 
 // Config configures a Runner. Names follow Kafka Streams where one exists;
 // the zero value of a field means its default. Kafka holds librdkafka
-// properties passed through to both the consumer and the producer
-// (`consumer.` and `producer.` prefixes restrict one to one client); the
+// properties passed through to every client (`consumer.`, `producer.` and
+// `admin.` prefixes restrict one to one client); the
 // runner's own settings (group.id, transactional.id, isolation.level,
 // enable.auto.commit, partition.assignment.strategy) cannot be overridden
 // there.

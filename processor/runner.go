@@ -117,7 +117,7 @@ func (r *Runner) kafkaConfig(client string, own kafka.ConfigMap) *kafka.ConfigMa
 		switch {
 		case strings.HasPrefix(k, client+"."):
 			cm[strings.TrimPrefix(k, client+".")] = v
-		case strings.HasPrefix(k, "consumer.") || strings.HasPrefix(k, "producer."):
+		case strings.HasPrefix(k, "consumer.") || strings.HasPrefix(k, "producer.") || strings.HasPrefix(k, "admin."):
 		default:
 			if _, set := cm[k]; !set {
 				cm[k] = v
