@@ -288,6 +288,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := hs.Shutdown(shutCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A connection stayed busy (or was opened and never used) past the
+		// grace period. Every change is durable before its response, so a
+		// forced close loses nothing.
+		s.log.Warn("schema registry: closing connections still open after the shutdown grace period")
+		err = hs.Close()
+	}
 	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
 		err = serveErr
 	}
