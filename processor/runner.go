@@ -546,6 +546,11 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 // commit runs the commit protocol and handles its outcome.
 func (r *Runner) commit(ctx context.Context) error {
 	start := time.Now()
+	// librdkafka's transactional calls block without a deadline when the
+	// context has none; past the transaction timeout the broker aborts the
+	// transaction anyway, so waiting longer only hides a stuck commit.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
+	defer cancel()
 	err := r.com.commitTxn(ctx)
 	if f := r.failed.Load(); f != nil && err == nil {
 		// A worker failed after the last check; the barrier in commitTxn made
