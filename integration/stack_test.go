@@ -178,8 +178,15 @@ func (r *runnerProc) stop() error {
 	case <-r.done:
 		return r.err
 	case <-time.After(60 * time.Second):
-		r.kill()
-		return fmt.Errorf("runner did not stop within 60s of SIGTERM")
+		// SIGQUIT makes the Go runtime print every goroutine's stack to the
+		// runner's log before it exits: the diagnosis of a stuck shutdown.
+		_ = r.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			r.kill()
+		}
+		return fmt.Errorf("runner did not stop within 60s of SIGTERM (goroutine dump in its log)")
 	}
 }
 
