@@ -20,7 +20,7 @@ var tuning = []string{
 	"--set", "session.timeout.ms=6000",
 	"--set", "transaction.timeout.ms=5000",
 	"--set", "kafka.consumer.heartbeat.interval.ms=500",
-	"--set", "kafka.consumer.max.poll.interval.ms=15000",
+	"--set", "kafka.consumer.max.poll.interval.ms=8000",
 }
 
 func uniqueTopic(prefix string) string {

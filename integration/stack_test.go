@@ -177,7 +177,7 @@ func (r *runnerProc) stop() error {
 	select {
 	case <-r.done:
 		return r.err
-	case <-time.After(60 * time.Second):
+	case <-time.After(90 * time.Second):
 		// SIGQUIT makes the Go runtime print every goroutine's stack to the
 		// runner's log before it exits: the diagnosis of a stuck shutdown.
 		_ = r.cmd.Process.Signal(syscall.SIGQUIT)
@@ -186,7 +186,7 @@ func (r *runnerProc) stop() error {
 		case <-time.After(10 * time.Second):
 			r.kill()
 		}
-		return fmt.Errorf("runner did not stop within 60s of SIGTERM (goroutine dump in its log)")
+		return fmt.Errorf("runner did not stop within 90s of SIGTERM (goroutine dump in its log)")
 	}
 }
 
