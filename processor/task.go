@@ -147,15 +147,13 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 	if !ok {
 		return &runtimeError{fmt.Errorf("task %s: no source for topic %s", t.id, topic)}
 	}
-	perr := t.runRecord(src, m, md)
-	if perr != nil {
-		var rte *runtimeError
-		if errors.As(perr, &rte) {
-			t.discard()
-			return perr
-		}
+	if err := t.runRecord(src, m, md); err != nil {
 		t.discard()
-		if err := t.onError(m, perr.(*ProcessingError)); err != nil {
+		var pe *ProcessingError
+		if !errors.As(err, &pe) {
+			return err // a runtime failure: the transaction aborts
+		}
+		if err := t.onError(m, pe); err != nil {
 			return err
 		}
 	} else if err := t.commitRecord(); err != nil {
