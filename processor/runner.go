@@ -157,6 +157,11 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		defer srv.Close()
 	}
 
+	// Schemas first: a sink whose schema its readers could not read stops
+	// startup before anything, topics included, is created or written.
+	if err := r.prepareSerdes(ctx); err != nil {
+		return err
+	}
 	// log_level 3: the admin client is short-lived and has no log channel;
 	// only its errors reach stderr.
 	admin, err := kafka.NewAdminClient(r.kafkaConfig("admin", kafka.ConfigMap{"log_level": 3}))
@@ -167,9 +172,6 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	admin.Close()
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
-	}
-	if err := r.prepareSerdes(ctx); err != nil {
-		return err
 	}
 	r.tracker = newDeliveryTracker(r.plan.changelogs)
 
