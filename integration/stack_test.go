@@ -284,7 +284,14 @@ func (k *kafka) endOffsets(ctx context.Context, topic string) int64 {
 // the last stable offset, since markers take offsets too.
 func (k *kafka) readCommitted(t *testing.T, ctx context.Context, topic string) []*kgo.Record {
 	t.Helper()
-	ends, err := k.adm.ListCommittedOffsets(ctx, topic)
+	// A fresh client: a shared one may still cache the topic as missing
+	// from a look-up made before the topic was created.
+	lc, err := kgo.NewClient(kgo.SeedBrokers(k.cl.OptValue(kgo.SeedBrokers).([]string)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := kadm.NewClient(lc).ListCommittedOffsets(ctx, topic)
+	lc.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
