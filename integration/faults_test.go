@@ -100,6 +100,21 @@ func (f *fleet) stopAll() {
 	}
 }
 
+// awaitOwnedBySurvivors waits until the live instances together own all n
+// partitions of the input, by their logs.
+func (f *fleet) awaitOwnedBySurvivors(n int) {
+	f.t.Helper()
+	waitFor(f.t, 2*time.Minute, "the live instances to own every partition", func() bool {
+		all := map[string]bool{}
+		for _, r := range f.live {
+			for p := range r.owned() {
+				all[p] = true
+			}
+		}
+		return len(all) == n
+	})
+}
+
 // rebalances counts the assignments and revocations all instances handled.
 func (f *fleet) rebalances() int {
 	n := 0
@@ -224,6 +239,12 @@ func faultRolling(e *faultEnv) faultStats {
 		} else {
 			f.kill(id)
 		}
+		// Restart once the survivors own every partition: the group has
+		// rebalanced without the dead member, in the middle of their open
+		// transactions, and the restart rebalances again. (Restarting at
+		// once leaves kfake's coordinator waiting on the dead member while
+		// the new one joins, which can stall the group for minutes.)
+		f.awaitOwnedBySurvivors(4)
 		f.start(id)
 	}
 	e.progressTo(int64(e.records), "all input committed")

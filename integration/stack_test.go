@@ -203,6 +203,26 @@ func (r *runnerProc) find(msg string) []map[string]any {
 	return out
 }
 
+// owned returns the partitions the runner owns by its own log: assigned
+// minus revoked.
+func (r *runnerProc) owned() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	own := map[string]bool{}
+	for _, l := range r.logs {
+		ps, _ := l["partitions"].([]any)
+		for _, p := range ps {
+			switch l["msg"] {
+			case "partitions assigned":
+				own[fmt.Sprint(p)] = true
+			case "partitions revoked":
+				delete(own, fmt.Sprint(p))
+			}
+		}
+	}
+	return own
+}
+
 // restoreReport sums the "restored store partition" lines of a run.
 type restoreReport struct {
 	partitions int
