@@ -317,6 +317,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cerr := r.com.commitTxn(cctx)
+	if errors.Is(cerr, ErrAborted) {
+		// Aborted cleanly (e.g. the group had already moved on): the records
+		// are processed again by whoever owns them next. Not a failure.
+		r.log.Warn("final transaction aborted at shutdown; its records will be processed again", "err", cerr)
+		cerr = nil
+	}
 	r.closeAllTasks()
 	if err := r.closeConsumer(); err != nil && cerr == nil {
 		cerr = fmt.Errorf("consumer close: %w", err)
