@@ -141,15 +141,10 @@ func TestAbortableErrorLeavesNoTrace(t *testing.T) {
 	k := newKafka(t, b.addr)
 	ctx := context.Background()
 	topic := uniqueTopic("abort")
-	values := make([]string, records)
-	for i := range values {
-		values[i] = strconv.Itoa(i)
-	}
+	values := seqValues(records)
 	produceInput(t, k, topic, 4, keys, values)
 	// The broker refuses records above 1 KiB on the "big" topic.
-	if _, err := k.adm.CreateTopics(ctx, 4, 1, map[string]*string{"max.message.bytes": ptr("1024")}, topic+"-big"); err != nil {
-		t.Fatal(err)
-	}
+	createBigTopic(t, k, topic+"-big", 4)
 
 	var poisoned atomic.Bool
 	cfg := baseConfig(b.addr, topic+"-app", t)
@@ -192,6 +187,24 @@ func TestAbortableErrorLeavesNoTrace(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// seqValues is "0", "1", ..., n-1 as decimal strings.
+func seqValues(n int) []string {
+	values := make([]string, n)
+	for i := range values {
+		values[i] = strconv.Itoa(i)
+	}
+	return values
+}
+
+// createBigTopic creates the poison counter's "big" topic, whose broker
+// limit (1 KiB) rejects the poison record and so fails its transaction.
+func createBigTopic(t *testing.T, k *kafka, topic string, partitions int32) {
+	t.Helper()
+	if _, err := k.adm.CreateTopics(context.Background(), partitions, 1, map[string]*string{"max.message.bytes": ptr("1024")}, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMalformedRecordsToDLQ: records that do not deserialize go to the
 // dead-letter topic exactly once, with their original key, value and the
 // documented headers, even when their transaction is aborted once and
@@ -202,18 +215,13 @@ func TestMalformedRecordsToDLQ(t *testing.T) {
 	k := newKafka(t, b.addr)
 	ctx := context.Background()
 	topic := uniqueTopic("dlq")
-	values := make([]string, records)
-	for i := range values {
-		values[i] = strconv.Itoa(i)
-	}
+	values := seqValues(records)
 	bad := map[int]string{1000: "abc", 1001: "", 2500: "1.5", 2501: "99999999999999999999"}
 	for i, v := range bad {
 		values[i] = v
 	}
 	produceInput(t, k, topic, 2, keys, values)
-	if _, err := k.adm.CreateTopics(ctx, 2, 1, map[string]*string{"max.message.bytes": ptr("1024")}, topic+"-big"); err != nil {
-		t.Fatal(err)
-	}
+	createBigTopic(t, k, topic+"-big", 2)
 	var poisoned atomic.Bool
 	cfg := baseConfig(b.addr, topic+"-app", t)
 	// The poison record sits right after the malformed ones: their
@@ -277,10 +285,7 @@ func TestErrorPolicySkipAndFail(t *testing.T) {
 	k := newKafka(t, b.addr)
 	ctx := context.Background()
 	topic := uniqueTopic("policy")
-	values := make([]string, records)
-	for i := range values {
-		values[i] = strconv.Itoa(i)
-	}
+	values := seqValues(records)
 	values[bad] = "not-a-number"
 	produceInput(t, k, topic, 1, 10, values) // one partition: offsets are input positions
 	topo := func(out string) *topology.Topology {
