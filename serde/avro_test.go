@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"maps"
 	"math/big"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,24 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eos-runner/eos-runner/internal/registrytest"
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
 )
 
-// testRegistry serves an in-memory embedded registry and returns a client
-// for it.
+// testRegistry serves an in-memory embedded registry.
 func testRegistry(tb testing.TB) *registry.Client {
-	tb.Helper()
-	srv, err := registry.Open("", registry.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	tb.Cleanup(func() {
-		hs.Close()
-		_ = srv.Close()
-	})
-	return registry.NewClient(hs.URL)
+	c, _ := registrytest.Serve(tb)
+	return c
 }
 
 func readSchema(tb testing.TB, name string) string {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eos-runner/eos-runner/internal/registrytest"
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/serde"
@@ -111,16 +112,7 @@ func TestSchemaCompatUsage(t *testing.T) {
 }
 
 // testRegistry serves an in-memory embedded registry.
-func testRegistry(t *testing.T) (*registry.Client, string) {
-	t.Helper()
-	srv, err := registry.Open("", registry.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return registry.NewClient(hs.URL), hs.URL
-}
+func testRegistry(t *testing.T) (*registry.Client, string) { return registrytest.Serve(t) }
 
 // avroTopology is a small topology with Avro sinks: orders written with
 // value schema valueText and a string Avro key, through an internal

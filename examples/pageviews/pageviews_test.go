@@ -3,31 +3,21 @@ package pageviews
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eos-runner/eos-runner/internal/registrytest"
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/serde"
 )
 
 // testRegistry serves an in-memory embedded registry.
-func testRegistry(t *testing.T) *registry.Client {
-	t.Helper()
-	srv, err := registry.Open("", registry.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = srv.Close()
-	})
-	return registry.NewClient(hs.URL)
+func testRegistry(tb testing.TB) *registry.Client {
+	c, _ := registrytest.Serve(tb)
+	return c
 }
 
 func TestSchemasEvolveBackward(t *testing.T) {

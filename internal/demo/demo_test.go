@@ -13,23 +13,15 @@ import (
 
 	"github.com/eos-runner/eos-runner/examples/pageviews"
 	"github.com/eos-runner/eos-runner/internal/devstack"
+	"github.com/eos-runner/eos-runner/internal/registrytest"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/serde"
 )
 
 // testRegistry serves an in-memory embedded registry.
-func testRegistry(t *testing.T) *registry.Client {
-	t.Helper()
-	srv, err := registry.Open("", registry.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = srv.Close()
-	})
-	return registry.NewClient(hs.URL)
+func testRegistry(tb testing.TB) *registry.Client {
+	c, _ := registrytest.Serve(tb)
+	return c
 }
 
 func TestReason(t *testing.T) {
