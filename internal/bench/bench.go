@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eos-runner/eos-runner/internal/progress"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -463,7 +464,7 @@ func (b *bench) watch(ctx context.Context, id string, c *child, group, input str
 		if now.Sub(lastLog) >= 2*time.Second {
 			b.log.Info("bench: run progress", "run", id, "committed", n, "of", total,
 				"percent", strconv.FormatFloat(float64(n)*100/float64(max(total, 1)), 'f', 1, 64),
-				"rate", perSec(n-lastCount, now.Sub(lastLog)), "rss_mib", s.RSS>>20)
+				"rate", progress.Rate(n-lastCount, now.Sub(lastLog)), "rss_mib", s.RSS>>20)
 			lastLog, lastCount = now, n
 		}
 	}
@@ -538,7 +539,7 @@ func (b *bench) latency(ctx context.Context, iv time.Duration) (LatencyResult, e
 	from.Store(time.Now().UnixMilli() + 1)
 	time.Sleep(2 * time.Millisecond)
 	b.log.Info("bench: latency runner ready; writing at a fixed rate", "run", id, "warmup", time.Since(warm).Round(time.Millisecond).String())
-	stop := progressLoop(2*time.Second, func(time.Time) {
+	stop := progress.Every(2*time.Second, func(time.Time) {
 		b.log.Info("bench: latency progress", "run", id, "outputs_seen", measured.Load())
 	})
 	sent, err := b.k.produceAtRate(ctx, input, b.cfg.LatencyRate, b.cfg.LatencyDuration, b.cfg.ValueBytes, randomKeys(b.cfg.Keys))

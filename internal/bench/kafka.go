@@ -8,9 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eos-runner/eos-runner/internal/progress"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -151,10 +151,10 @@ func (k *kafkaClient) produce(ctx context.Context, log *slog.Logger, topic strin
 		firstErr atomic.Pointer[error]
 	)
 	start := time.Now()
-	stop := progressLoop(time.Second, func(now time.Time) {
+	stop := progress.Every(time.Second, func(now time.Time) {
 		n := acked.Load()
 		log.Info("bench: writing input", "topic", topic, "records", n, "of", records,
-			"rate", perSec(n, now.Sub(start)))
+			"rate", progress.Rate(n, now.Sub(start)))
 	})
 	defer stop()
 	for i := 0; i < records && ctx.Err() == nil; i++ {
@@ -177,7 +177,7 @@ func (k *kafkaClient) produce(ctx context.Context, log *slog.Logger, topic strin
 		return fmt.Errorf("bench: write %s: flush: %w", topic, flushErr)
 	}
 	log.Info("bench: input written", "topic", topic, "records", records, "elapsed", time.Since(start).Round(time.Millisecond).String(),
-		"rate", perSec(int64(records), time.Since(start)))
+		"rate", progress.Rate(int64(records), time.Since(start)))
 	return nil
 }
 
@@ -246,34 +246,4 @@ func readCommitted(ctx context.Context, brokers []string, topic string, fn func(
 		}
 	}
 	return nil
-}
-
-// progressLoop calls fn every interval on its own goroutine until the
-// returned stop is called; stop waits for it to end.
-func progressLoop(interval time.Duration, fn func(now time.Time)) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				fn(now)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
-// perSec formats n per d as a rate.
-func perSec(n int64, d time.Duration) string {
-	if d <= 0 {
-		return "n/a"
-	}
-	return strconv.FormatFloat(float64(n)/d.Seconds(), 'f', 0, 64) + "/s"
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eos-runner/eos-runner/internal/progress"
 )
 
 // GenerateConfig says what Generate writes. Zero values mean the defaults
@@ -183,7 +185,7 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 		return res, fmt.Errorf("verify: generate: %w", ctx.Err())
 	}
 	log.Info("verify generate: done", "records", res.Records, "keys", cfg.Keys, "seed", cfg.Seed,
-		"elapsed", elapsed.Round(time.Millisecond), "rate", rate(res.Records, elapsed))
+		"elapsed", elapsed.Round(time.Millisecond), "rate", progress.Rate(int64(res.Records), elapsed))
 	return res, nil
 }
 
@@ -191,37 +193,15 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 // progressEvery until the returned stop is called; stop waits for the logger
 // goroutine to end.
 func startProgress(log *slog.Logger, total int, start time.Time, acked *atomic.Int64) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				n := int(acked.Load())
-				pct := 100.0
-				if total > 0 {
-					pct = float64(n) * 100 / float64(total)
-				}
-				log.Info("verify generate: progress", "records", n, "of", total,
-					"percent", fmt.Sprintf("%.1f", pct), "rate", rate(n, now.Sub(start)))
-			}
+	return progress.Every(progressEvery, func(now time.Time) {
+		n := int(acked.Load())
+		pct := 100.0
+		if total > 0 {
+			pct = float64(n) * 100 / float64(total)
 		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
-// rate formats records per second.
-func rate(n int, d time.Duration) string {
-	if d <= 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.0f/s", float64(n)/d.Seconds())
+		log.Info("verify generate: progress", "records", n, "of", total,
+			"percent", fmt.Sprintf("%.1f", pct), "rate", progress.Rate(int64(n), now.Sub(start)))
+	})
 }
 
 // sleepUntil waits until t or until ctx ends.
