@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eos-runner/eos-runner/internal/progress"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eos-runner/eos-runner/internal/progress"
 )
 
 // kafkaClient is the bench's admin and producer client.
