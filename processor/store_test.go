@@ -22,14 +22,21 @@ const (
 // DB in a temporary directory, and its DB.
 func newTestKVStore(t *testing.T) (*kvStore, *changelog.DB) {
 	t.Helper()
+	spec := topology.StoreSpec{Name: "kv", KeySerde: serde.String{}, ValueSerde: serde.Int64{}}
+	return newStoreOver(t, spec, testStoreTopic, testStorePartition)
+}
+
+// newStoreOver returns a kvStore of spec over a fresh DB in a temporary
+// directory, with a collector over a fake producer, and its DB.
+func newStoreOver(t *testing.T, spec topology.StoreSpec, topic string, partition int32) (*kvStore, *changelog.DB) {
+	t.Helper()
 	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	spec := topology.StoreSpec{Name: "kv", KeySerde: serde.String{}, ValueSerde: serde.Int64{}}
 	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	return newKVStore(spec, db.Store("kv", testStorePartition), testStoreTopic, testStorePartition, coll), db
+	return newKVStore(spec, db.Store(spec.Name, partition), topic, partition, coll), db
 }
 
 // commitKV commits key=value pairs (int64 values) to the store's committed state.
@@ -181,14 +188,8 @@ func TestStoreOverlayFlushDiscard(t *testing.T) {
 // TestStoreEmptyValueIsNotATombstone: an empty (non-nil) serialized value is
 // a value, kept distinct from a delete in the store and on the changelog.
 func TestStoreEmptyValueIsNotATombstone(t *testing.T) {
-	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	s := newKVStore(topology.StoreSpec{Name: "s", KeySerde: serde.String{}, ValueSerde: serde.String{}},
-		db.Store("s", 0), "app-s-changelog", 0, coll)
+	s, _ := newStoreOver(t, topology.StoreSpec{Name: "s", KeySerde: serde.String{}, ValueSerde: serde.String{}}, "app-s-changelog", 0)
+	coll := s.coll
 	if err := s.Put("k", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -347,14 +348,8 @@ func TestStoreName(t *testing.T) {
 // that promise. Fix: store bytes.Clone(vb) in Put (and clone in Get/Range
 // for the overlay path), or document the duty on topology.KeyValueStore.
 func TestStorePutKeepsCallerBytes(t *testing.T) {
-	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	s := newKVStore(topology.StoreSpec{Name: "b", KeySerde: serde.String{}, ValueSerde: serde.Bytes{}},
-		db.Store("b", 0), "app-b-changelog", 0, coll)
+	s, _ := newStoreOver(t, topology.StoreSpec{Name: "b", KeySerde: serde.String{}, ValueSerde: serde.Bytes{}}, "app-b-changelog", 0)
+	coll := s.coll
 	buf := []byte("v1")
 	if err := s.Put("k", buf); err != nil {
 		t.Fatal(err)
@@ -384,14 +379,7 @@ func TestStorePutKeepsCallerBytes(t *testing.T) {
 // into nil, so the value serde reads a tombstone: serde.String gives nil
 // where Get gives "". Fix: bytes.Clone(v) (keeps empty non-nil).
 func TestStoreRangeEmptyValue(t *testing.T) {
-	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	s := newKVStore(topology.StoreSpec{Name: "s", KeySerde: serde.String{}, ValueSerde: serde.String{}},
-		db.Store("s", 0), "app-s-changelog", 0, coll)
+	s, _ := newStoreOver(t, topology.StoreSpec{Name: "s", KeySerde: serde.String{}, ValueSerde: serde.String{}}, "app-s-changelog", 0)
 	if err := s.Put("pending", ""); err != nil {
 		t.Fatal(err)
 	}
