@@ -51,3 +51,6 @@ require (
 	golang.org/x/text v0.37.0 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )
+
+// The embedded broker runs a patched copy of kfake: see third_party/kfake/PATCH.md.
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake
