@@ -142,7 +142,7 @@ func (t *deliveryTracker) await(ctx context.Context) (map[partitionKey]int64, er
 	defer t.mu.Unlock()
 	for t.delivered < t.produced {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("waiting for %d delivery reports: %w", t.produced-t.delivered, ctx.Err())
+			return nil, fmt.Errorf("%w: %d of them: %w", errDeliveriesPending, t.produced-t.delivered, ctx.Err())
 		}
 		t.cond.Wait()
 	}

@@ -168,7 +168,7 @@ func TestTrackerAwaitContextCancel(t *testing.T) {
 			t.Fatal("cancel did not unblock await")
 		}
 		r := <-ch
-		if !errors.Is(r.err, context.Canceled) || !strings.Contains(r.err.Error(), "1 delivery reports") {
+		if !errors.Is(r.err, context.Canceled) || !errors.Is(r.err, errDeliveriesPending) || !strings.Contains(r.err.Error(), "1 of them") {
 			t.Fatalf("await = %v, want context.Canceled naming the outstanding count", r.err)
 		}
 		// The late report still counts; what was delivered is not lost.

@@ -32,6 +32,17 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 
 func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
 	r.log.Info("partitions assigned", "partitions", fmtParts(parts))
+	// The committed offsets first, before anything of these partitions is
+	// restored or processed: their positions are sent with every
+	// transaction, and their metadata carries each task's stream time.
+	// Under read_committed librdkafka asks for stable offsets (KIP-447's
+	// require_stable), so an offset a previous owner's open transaction may
+	// still move is waited for, not read stale.
+	committed, err := r.fetchCommitted(c, parts)
+	if err != nil {
+		r.fatal = fmt.Errorf("%w: committed offsets of %v: %w", ErrFatal, fmtParts(parts), err)
+		return
+	}
 	if err := c.IncrementalAssign(parts); err != nil {
 		r.fatal = fmt.Errorf("%w: incremental assign: %w", ErrFatal, err)
 		return
@@ -66,6 +77,10 @@ func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
 			}
 		}
 		r.taskOf[tp] = t
+		if cp, ok := committed[tp]; ok {
+			r.committed[tp] = cp.Next
+			t.setCommittedStreamTime(cp.StreamTime)
+		}
 		if !r.ready[id] {
 			pause = append(pause, p)
 		}
@@ -92,9 +107,10 @@ func (r *Runner) onRevoked(c *kafka.Consumer, parts []kafka.TopicPartition, lost
 			delete(r.taskOf, tp)
 			delete(r.resumeAt, tp)
 			delete(r.position, tp)
+			delete(r.committed, tp)
 		}
 	}
-	if r.com != nil {
+	if r.com != nil && !r.stopping {
 		var err error
 		if lost {
 			// Another member may own them already: nothing of this transaction
@@ -105,11 +121,6 @@ func (r *Runner) onRevoked(c *kafka.Consumer, parts []kafka.TopicPartition, lost
 		}
 		if err != nil && r.fatal == nil {
 			r.fatal = err
-		}
-		if f := r.failed.Load(); f != nil && r.fatal == nil {
-			if err := r.handleFailure(ctx, *f); err != nil {
-				r.fatal = err
-			}
 		}
 	}
 	for id, t := range closing {
@@ -146,10 +157,12 @@ func (r *Runner) handleRestores() error {
 		select {
 		case out := <-r.restoreDone:
 			t := out.t
-			delete(r.restoring, t.id)
 			if r.tasks[t.id] != t {
-				continue // revoked while restoring
+				// Revoked while restoring; a new task with the same id may be
+				// restoring now, and its cancel function is not this one's.
+				continue
 			}
+			delete(r.restoring, t.id)
 			if out.err != nil {
 				if errors.Is(out.err, context.Canceled) {
 					continue
@@ -195,89 +208,45 @@ func fmtParts(parts []kafka.TopicPartition) []string {
 	return out
 }
 
-// kafkaTxn is the txnEnv over the real consumer, producer and stores.
-type kafkaTxn struct{ r *Runner }
-
-func (k *kafkaTxn) barrier() { k.r.inflight.Wait() }
-
-func (k *kafkaTxn) begin() error { return k.r.producer.BeginTransaction() }
-
-func offsetsList(next map[partitionKey]int64) []kafka.TopicPartition {
-	out := make([]kafka.TopicPartition, 0, len(next))
-	for tp, off := range next {
-		topic := tp.Topic
-		out = append(out, kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)})
+// fetchCommitted reads the committed offsets of parts, with their stream
+// time, retrying for up to the transaction timeout (an unstable offset, a
+// coordinator moving). Partitions without a committed offset are absent.
+func (r *Runner) fetchCommitted(c *kafka.Consumer, parts []kafka.TopicPartition) (map[partitionKey]position, error) {
+	query := make([]kafka.TopicPartition, len(parts))
+	for i, p := range parts {
+		query[i] = kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition}
 	}
-	return out
-}
-
-func (k *kafkaTxn) sendOffsets(ctx context.Context, next map[partitionKey]int64) error {
-	if len(next) == 0 {
-		return nil
-	}
-	md, err := k.r.consumer.GetConsumerGroupMetadata()
-	if err != nil {
-		return fmt.Errorf("group metadata: %w", err)
-	}
-	return k.r.producer.SendOffsetsToTransaction(ctx, offsetsList(next), md)
-}
-
-func (k *kafkaTxn) commit(ctx context.Context) error { return k.r.producer.CommitTransaction(ctx) }
-func (k *kafkaTxn) abort(ctx context.Context) error  { return k.r.producer.AbortTransaction(ctx) }
-
-func (k *kafkaTxn) commitOffsets(ctx context.Context, next map[partitionKey]int64) error {
-	if len(next) == 0 {
-		return nil
-	}
-	_, err := k.r.consumer.CommitOffsets(offsetsList(next))
-	return err
-}
-
-func (k *kafkaTxn) awaitDeliveries(ctx context.Context) (map[partitionKey]int64, error) {
-	// Under at_least_once this is what makes outputs acknowledged before
-	// offsets commit; under exactly_once_v2 CommitTransaction has flushed.
-	return k.r.tracker.await(ctx)
-}
-
-func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64) error {
-	var commits []changelog.Commit
-	for _, t := range k.r.tasks {
-		for _, s := range t.stores {
-			cp := int64(-1)
-			if off, ok := changelogNext[partitionKey{s.topic, s.partition}]; ok {
-				cp = off
+	deadline := time.Now().Add(r.cfg.TransactionTimeout)
+	for {
+		res, err := c.Committed(query, int(min(10*time.Second, r.cfg.TransactionTimeout).Milliseconds()))
+		if err == nil {
+			out := map[partitionKey]position{}
+			for _, p := range res {
+				if p.Error != nil {
+					err = fmt.Errorf("%s[%d]: %w", *p.Topic, p.Partition, p.Error)
+					break
+				}
+				if p.Offset < 0 {
+					continue
+				}
+				cp := position{Next: int64(p.Offset)}
+				if p.Metadata != nil {
+					st, derr := decodeStreamTime(*p.Metadata)
+					if derr != nil {
+						r.log.Warn("committed offset metadata is not a stream time; starting with none", "topic", *p.Topic, "partition", p.Partition, "err", derr)
+					}
+					cp.StreamTime = st
+				}
+				out[partitionKey{*p.Topic, p.Partition}] = cp
 			}
-			if cp >= 0 || s.cs.PendingCount() > 0 {
-				commits = append(commits, changelog.Commit{Store: s.cs, Checkpoint: cp})
+			if err == nil {
+				return out, nil
 			}
 		}
-	}
-	if len(commits) == 0 {
-		return nil
-	}
-	return k.r.db.Commit(commits)
-}
-
-func (k *kafkaTxn) dropState() {
-	for _, t := range k.r.tasks {
-		for _, s := range t.stores {
-			s.discard()
-			s.cs.Abort()
+		if time.Now().After(deadline) {
+			return nil, err
 		}
-		t.coll.discard()
+		r.log.Warn("committed offsets not available yet; retrying", "err", err)
+		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func (k *kafkaTxn) rewind(first map[partitionKey]int64) error {
-	for tp, off := range first {
-		if _, owned := k.r.taskOf[tp]; !owned {
-			continue
-		}
-		topic := tp.Topic
-		if err := k.r.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
-			return fmt.Errorf("seek %s[%d] to %d: %w", tp.Topic, tp.Partition, off, err)
-		}
-		k.r.position[tp] = off
-	}
-	return nil
 }

@@ -47,18 +47,26 @@ type Runner struct {
 	// one was dispatched: a record below it was processed already in this
 	// assignment (committed, or in the open transaction) and is dropped.
 	// Reset where the runner seeks (rewind, resume) and on revoke.
-	position          map[partitionKey]int64
+	position map[partitionKey]int64
+	// committed is the committed position per owned partition, as read at
+	// assignment and as sent with each commit since; sent again with every
+	// transaction (see kafkaTxn.positions).
+	committed         map[partitionKey]int64
 	restoring         map[string]context.CancelFunc
 	fatal             error // set by a rebalance callback; Run returns it
 	consecutiveAborts int
+	// stopping is set once Run has decided to stop on an error: from then
+	// on, a revoke callback (librdkafka runs one inside Consumer.Close)
+	// closes tasks but never commits.
+	stopping bool
 
 	tracker *deliveryTracker
 	workers []chan work
 	// inflight counts dispatched work not yet done; the commit barrier waits on it.
 	inflight sync.WaitGroup
-	// failed holds the first error a worker hit in the open transaction;
-	// workers skip further work while it is set.
-	failed atomic.Pointer[error]
+	// failures holds what the workers hit in the open transaction; workers
+	// skip further work while any is set.
+	failures workerFailures
 	// producerFatal is set by the delivery drainer on a fatal producer error.
 	producerFatal atomic.Pointer[error]
 
@@ -215,6 +223,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 	}
 	r.com = newCommitter(&kafkaTxn{r: r}, r.eos())
+	r.com.abortTimeout = r.cfg.TransactionTimeout
 
 	go r.drainLogs("producer", r.producer.Logs())
 	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
@@ -264,7 +273,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 
 	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
 	r.resumeAt, r.restoring = map[partitionKey]int64{}, map[string]context.CancelFunc{}
-	r.position = map[partitionKey]int64{}
+	r.position, r.committed = map[partitionKey]int64{}, map[partitionKey]int64{}
 	r.restoreReq, r.restoreDone = make(chan restoreJob, 1024), make(chan restoreOutcome, 1024)
 	rctx, stopRestorer := context.WithCancel(ctx)
 	restorerDone := make(chan struct{})
@@ -299,36 +308,57 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"commit.interval", r.cfg.CommitInterval, "threads", r.cfg.NumStreamThreads, "startup", time.Since(start))
 
 	err = r.loop(ctx)
+	if err == nil {
+		// Graceful: commit what was processed. The commit's barrier may find
+		// a worker's failure that the loop never saw; it settles it as in
+		// the loop (txn.go), and the runner then stops on it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = r.commit(cctx)
+		cancel()
+	}
 	if err != nil {
-		r.log.Error("runner stopping on error", "err", err)
-		// Fatal: close tasks without applying anything. Leave the group so the
-		// partitions move at once; nothing more is produced.
-		r.inflight.Wait()
-		r.closeAllTasks()
-		if r.eos() && r.com.state.open && !errors.Is(err, ErrFatal) {
-			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = r.producer.AbortTransaction(actx)
-			cancel()
-		}
-		_ = r.closeConsumer()
-		return err
+		return r.stopOnError(err)
 	}
-	// Graceful: commit what was processed, close tasks, leave the group.
-	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cerr := r.com.commitTxn(cctx)
-	if errors.Is(cerr, ErrAborted) {
-		// Aborted cleanly (e.g. the group had already moved on): the records
-		// are processed again by whoever owns them next. Not a failure.
-		r.log.Warn("final transaction aborted at shutdown; its records will be processed again", "err", cerr)
-		cerr = nil
-	}
+	r.stopping = true
 	r.closeAllTasks()
-	if err := r.closeConsumer(); err != nil && cerr == nil {
-		cerr = fmt.Errorf("consumer close: %w", err)
+	cerr := r.closeConsumer()
+	if cerr != nil {
+		cerr = fmt.Errorf("consumer close: %w", cerr)
+	}
+	// A callback or the delivery drainer may have found a fatal error while
+	// the consumer closed: the exit must say so.
+	if r.fatal != nil {
+		cerr = r.fatal
+	} else if p := r.producerFatal.Load(); p != nil {
+		cerr = fmt.Errorf("%w: producer: %w", ErrFatal, *p)
 	}
 	r.log.Info("runner stopped", "err", cerr)
 	return cerr
+}
+
+// stopOnError stops the runner after err, applying and committing nothing
+// more: the workers are drained, the open transaction is aborted (a producer
+// that can no longer abort, e.g. fenced, leaves it to the broker, which
+// aborts it at the transaction timeout or when this transactional.id is
+// initialized again), the tasks are closed with their pending writes
+// dropped, and the group is left. From here on no revoke callback commits.
+func (r *Runner) stopOnError(err error) error {
+	r.stopping = true
+	r.log.Error("runner stopping on error", "err", err)
+	r.inflight.Wait()
+	if r.eos() && r.com.state.open {
+		actx, cancel := context.WithTimeout(context.Background(), r.cfg.TransactionTimeout)
+		if aerr := r.producer.AbortTransaction(actx); aerr != nil {
+			r.log.Warn("could not abort the open transaction; the broker aborts it at its timeout", "err", aerr)
+		} else {
+			r.m.aborts.Inc()
+		}
+		cancel()
+		r.com.state = newTxnState()
+	}
+	r.closeAllTasks()
+	_ = r.closeConsumer()
+	return err
 }
 
 // closeConsumer leaves the group, waiting at most the session timeout.
@@ -443,7 +473,7 @@ func (r *Runner) drainLogs(client string, logs chan kafka.LogEvent) {
 // worker runs tasks' work in dispatch order.
 func (r *Runner) worker(ctx context.Context, ch chan work) {
 	for w := range ch {
-		if r.failed.Load() == nil {
+		if !r.failures.any() {
 			var err error
 			if w.msg != nil {
 				err = w.t.process(ctx, w.msg)
@@ -452,7 +482,7 @@ func (r *Runner) worker(ctx context.Context, ch chan work) {
 				err = w.t.punctuate(ctx, topology.WallClockTime, w.wall)
 			}
 			if err != nil {
-				r.failed.CompareAndSwap(nil, &err)
+				r.failures.add(err)
 			}
 		}
 		r.inflight.Done()
@@ -482,13 +512,10 @@ func (r *Runner) loop(ctx context.Context) error {
 		if err := r.handleRestores(); err != nil {
 			return err
 		}
-		if f := r.failed.Load(); f != nil {
-			if err := r.handleFailure(ctx, *f); err != nil {
-				return err
-			}
-		}
 		now := time.Now()
-		if r.com.due(now, r.cfg.CommitInterval, r.cfg.CommitMaxRecords) {
+		// A worker's failure settles the transaction at once (txn.go:
+		// committer.failed), as a commit does.
+		if r.failures.any() || r.com.due(now, r.cfg.CommitInterval, r.cfg.CommitMaxRecords) {
 			if err := r.commit(ctx); err != nil {
 				return err
 			}
@@ -571,7 +598,7 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 	return nil
 }
 
-// commit runs the commit protocol and handles its outcome.
+// commit runs the commit protocol and acts on its outcome.
 func (r *Runner) commit(ctx context.Context) error {
 	start := time.Now()
 	// librdkafka's transactional calls block without a deadline when the
@@ -580,18 +607,17 @@ func (r *Runner) commit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
 	defer cancel()
 	err := r.com.commitTxn(ctx)
-	if f := r.failed.Load(); f != nil && err == nil {
-		// A worker failed after the last check; the barrier in commitTxn made
-		// it visible. The transaction is still open only if commitTxn saw the
-		// failure first, which it cannot: handle it now.
-		return r.handleFailure(ctx, *f)
-	}
+	var pe *ProcessingError
 	switch {
 	case err == nil:
 		r.consecutiveAborts = 0
 		r.m.commits.Inc()
 		r.m.commitSeconds.Observe(time.Since(start).Seconds())
 		return nil
+	case errors.As(err, &pe) && !errors.Is(err, ErrFatal):
+		// on.error=fail: what came before the record committed (unless that
+		// commit aborted); stop at the record.
+		return fmt.Errorf("on.error=fail: %w", err)
 	case errors.Is(err, ErrAborted) && IsMigrated(err):
 		// The group coordinator no longer knows this member (its session
 		// ran out, e.g. a long pause): its partitions may belong to another
@@ -613,56 +639,28 @@ func (r *Runner) commit(ctx context.Context) error {
 	return err
 }
 
-// handleFailure acts on a worker's error after draining the workers.
-func (r *Runner) handleFailure(ctx context.Context, failure error) error {
-	r.inflight.Wait()
-	var pe *ProcessingError
-	if errors.As(failure, &pe) {
-		// on.error=fail: abort so that nothing past the record commits.
-		if err := r.com.abortTxn(ctx); err != nil {
-			return err
-		}
-		return fmt.Errorf("on.error=fail: %w", failure)
-	}
-	var rte *runtimeError
-	var ke kafka.Error
-	if errors.As(failure, &rte) && !(errors.As(failure, &ke) && ke.IsFatal()) {
-		// The record is not at fault and the producer is healthy: abort and
-		// process the records again, unless this keeps happening.
-		r.consecutiveAborts++
-		if r.consecutiveAborts > maxConsecutiveAborts {
-			return fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, failure)
-		}
-		if err := r.com.abortTxn(ctx); err != nil {
-			return err
-		}
-		r.failed.Store(nil)
-		r.m.aborts.Inc()
-		r.log.Warn("transaction aborted after a runtime error; records will be processed again", "err", failure)
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrFatal, failure)
-}
-
 // maxConsecutiveAborts stops a runner whose transactions keep failing.
 const maxConsecutiveAborts = 5
 
 // punctuateWallClock dispatches due wall-clock punctuators to their workers.
+//
+// It reads only each task's published wallDue, never its punctuators, which
+// belong to the task's worker. A due task is marked not due until its worker
+// publishes the next time, so a slow worker is not sent the same tick twice.
 func (r *Runner) punctuateWallClock(now time.Time) {
 	for id, t := range r.tasks {
 		if !r.ready[id] {
 			continue
 		}
-		for _, p := range t.puncts {
-			if p.typ == topology.WallClockTime && !p.cancelled && !now.Before(p.next) {
-				if err := r.com.ensureOpen(); err != nil {
-					r.fatal = err
-					return
-				}
-				r.dispatch(work{t: t, wall: now})
-				break
-			}
+		due := t.wallDue.Load()
+		if due == 0 || now.UnixNano() < due || !t.wallDue.CompareAndSwap(due, 0) {
+			continue
 		}
+		if err := r.com.ensureOpen(); err != nil {
+			r.fatal = err
+			return
+		}
+		r.dispatch(work{t: t, wall: now})
 	}
 }
 

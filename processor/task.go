@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -19,7 +20,13 @@ import (
 // (Kafka Streams' StreamTask). Its worker owns every field after start: the
 // node instances, the stores and their pending batches, stream time and
 // punctuators. The poll loop touches a task only while the workers are
-// drained (at a commit barrier, on rebalance) or before it is started.
+// drained (at a commit barrier, on rebalance) or before it is started; the
+// one exception is wallDue, published for it atomically.
+//
+// A task has a committed point (stream time, punctuation schedule) taken
+// after every commit. An abort rolls the task back to it and rebuilds its
+// processors, so that the records processed again see exactly what the first
+// attempt saw.
 type task struct {
 	id        string
 	sub       *topology.SubTopology
@@ -39,7 +46,31 @@ type task struct {
 	puncts     []*punctuation
 	current    *topology.RecordMetadata // input record being processed; nil in a punctuator
 
+	// processed is the next offset per input partition processed in the
+	// open transaction (last processed + 1): what the commit sends. A record
+	// that stopped the runner (on.error=fail) or that was skipped after a
+	// failure is not in it.
+	processed map[partitionKey]int64
+	// dirty: the task did work (a record or a punctuation) in the open
+	// transaction, so an abort must roll it back.
+	dirty bool
+	// The committed point: stream time and punctuation schedule as of the
+	// last commit (or the assignment, from the committed offsets' metadata).
+	committedStreamTime time.Time
+	committedPuncts     []punctState
+	// wallDue is the earliest due time of a wall-clock punctuator (unix
+	// nanoseconds; 0: none). The worker publishes it; the poll loop reads it
+	// to decide when to dispatch wall-clock punctuation, and must not read
+	// puncts, which belong to the worker.
+	wallDue atomic.Int64
+
 	initialized bool
+}
+
+// punctState is one punctuator's schedule at a committed point.
+type punctState struct {
+	next      time.Time
+	cancelled bool
 }
 
 // nodeRT is one node's instance in a task.
@@ -64,6 +95,7 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 		id: taskID(sub.ID, int(partition)), sub: sub, partition: partition, appID: appID,
 		policy: policy, dlqTopic: dlqTopic, metrics: m,
 		nodes: map[string]*nodeRT{}, sources: map[string]*nodeRT{}, stores: map[string]*kvStore{}, coll: coll,
+		processed: map[partitionKey]int64{},
 	}
 	t.log = log.With("task", t.id)
 	for _, name := range sub.Stores {
@@ -108,22 +140,115 @@ func (t *task) init() error {
 		}
 	}
 	t.initialized = true
+	t.publishWallDue()
 	return nil
 }
 
-// close closes the processors and drops uncommitted store writes.
-func (t *task) close() {
+// closeProcessors closes every initialized processor.
+func (t *task) closeProcessors() {
+	if !t.initialized {
+		return
+	}
 	for _, rt := range t.nodes {
-		if rt.proc != nil && t.initialized {
+		if rt.proc != nil {
 			if err := rt.proc.Close(); err != nil {
 				t.log.Warn("processor close failed", "node", rt.node.Name, "err", err)
 			}
 		}
 	}
+	t.initialized = false
+}
+
+// close closes the processors and drops uncommitted store writes.
+func (t *task) close() {
+	t.closeProcessors()
 	for _, s := range t.stores {
 		s.discard()
 		s.cs.Abort()
 	}
+}
+
+// setCommittedStreamTime sets stream time at assignment, from the committed
+// offsets' metadata, before the task runs.
+func (t *task) setCommittedStreamTime(st time.Time) {
+	if st.After(t.streamTime) {
+		t.streamTime = st
+		t.committedStreamTime = st
+	}
+}
+
+// markCommitted makes the task's current point its committed point. Called
+// by the poll loop after a commit, workers drained.
+func (t *task) markCommitted() {
+	clear(t.processed)
+	if !t.dirty {
+		return
+	}
+	t.dirty = false
+	t.committedStreamTime = t.streamTime
+	t.committedPuncts = t.committedPuncts[:0]
+	for _, p := range t.puncts {
+		t.committedPuncts = append(t.committedPuncts, punctState{next: p.next, cancelled: p.cancelled})
+	}
+}
+
+// rollback returns the task to its committed point after an abort: pending
+// store writes and buffered records dropped, and, if it did any work in the
+// transaction, its processors closed, rebuilt from their suppliers and
+// initialized again, with stream time and punctuation schedules as they were
+// committed (a punctuation that fired in the aborted transaction fires
+// again). Kafka Streams closes and revives the task the same way. Called by
+// the poll loop, workers drained.
+func (t *task) rollback() error {
+	for _, s := range t.stores {
+		s.discard()
+		s.cs.Abort()
+	}
+	t.coll.discard()
+	clear(t.processed)
+	if !t.dirty {
+		return nil
+	}
+	t.dirty = false
+	t.streamTime = t.committedStreamTime
+	if !t.initialized {
+		return nil
+	}
+	t.closeProcessors()
+	for _, rt := range t.nodes {
+		if rt.node.Kind == topology.ProcessorNode {
+			rt.proc = rt.node.Supplier()
+		}
+	}
+	t.puncts = nil
+	if err := t.init(); err != nil {
+		return fmt.Errorf("task %s: re-initialize after abort: %w", t.id, err)
+	}
+	// Init schedules its punctuators again, in the same order; give them the
+	// committed schedule. (Punctuators scheduled later, while processing, are
+	// gone with the processor instance that scheduled them, as in Kafka
+	// Streams.)
+	for i, p := range t.puncts {
+		if i < len(t.committedPuncts) {
+			p.next, p.cancelled = t.committedPuncts[i].next, t.committedPuncts[i].cancelled
+		}
+	}
+	t.publishWallDue()
+	return nil
+}
+
+// publishWallDue publishes the earliest due wall-clock punctuation for the
+// poll loop. The task's worker (or the poll loop with workers drained) only.
+func (t *task) publishWallDue() {
+	var due int64
+	for _, p := range t.puncts {
+		if p.typ == topology.WallClockTime && !p.cancelled {
+			if n := p.next.UnixNano(); due == 0 || n < due {
+				due = n
+			}
+		}
+	}
+	t.wallDue.Store(due)
 }
 
 // changelogStores lists the task's changelog stores for commit.
@@ -141,6 +266,7 @@ func (t *task) changelogStores() []*kvStore {
 // returned is one the runner must act on: a runtime failure (abort) or a
 // *ProcessingError under on.error=fail.
 func (t *task) process(ctx context.Context, m *kafka.Message) error {
+	t.dirty = true
 	topic := *m.TopicPartition.Topic
 	md := topology.RecordMetadata{Topic: topic, Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)}
 	src, ok := t.sources[topic]
@@ -162,6 +288,7 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 	if err := t.coll.flush(ctx); err != nil {
 		return err
 	}
+	t.processed[partitionKey{topic, md.Partition}] = md.Offset + 1
 	return t.punctuateStreamTime(ctx)
 }
 
@@ -356,6 +483,10 @@ func (t *task) punctuate(ctx context.Context, typ topology.PunctuationType, now 
 	if now.IsZero() {
 		return nil
 	}
+	if typ == topology.WallClockTime {
+		t.dirty = true
+		defer t.publishWallDue()
+	}
 	for _, p := range t.puncts {
 		if p.cancelled || p.typ != typ {
 			continue
@@ -367,6 +498,7 @@ func (t *task) punctuate(ctx context.Context, typ topology.PunctuationType, now 
 		if now.Before(p.next) {
 			continue
 		}
+		t.dirty = true
 		for !now.Before(p.next) {
 			p.next = p.next.Add(p.interval)
 		}
@@ -436,6 +568,7 @@ func (c *nodeContext) Schedule(interval time.Duration, typ topology.PunctuationT
 		p.next = time.Now().Add(interval)
 	}
 	c.t.puncts = append(c.t.puncts, p)
+	c.t.publishWallDue()
 	return p
 }
 

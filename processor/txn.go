@@ -9,31 +9,51 @@ package processor
 //
 //  1. barrier: wait until every task worker has drained its queue, so no record
 //     is half processed and no produce is in flight from our side;
-//  2. SendOffsetsToTransaction(next offset per processed partition, the
-//     consumer's group metadata) — KIP-447: the group coordinator fences a
-//     zombie whose generation is stale;
-//  3. CommitTransaction (it flushes; the delivery drainer must keep draining
+//  2. look at what the workers reported: a worker that failed in this
+//     transaction decides the outcome (see failed below), whether it failed
+//     before the poll loop last looked or while the barrier drained it;
+//  3. SendOffsetsToTransaction(the position of every owned input partition,
+//     with its task's stream time as metadata; the consumer's group metadata)
+//     — KIP-447: the group coordinator fences a zombie whose generation is
+//     stale, so even a transaction that carries only punctuator output is
+//     fenced;
+//  4. CommitTransaction (it flushes; the delivery drainer must keep draining
 //     meanwhile);
-//  4. wait until the drainer has seen every delivery report of the
+//  5. wait until the drainer has seen every delivery report of the
 //     transaction, and take from them the last changelog offset per store
 //     partition;
-//  5. apply every task's pending store batch together with the checkpoints
-//     (next changelog offset) in one synced Pebble batch;
-//  6. the next transaction begins lazily, when the poll loop dispatches the next
+//  6. apply every task's pending store batch together with the checkpoints
+//     (next changelog offset) in one synced Pebble batch, and make the tasks'
+//     stream time and punctuation schedules their committed point;
+//  7. the next transaction begins lazily, when the poll loop dispatches the next
 //     record or punctuation.
 //
 // Invariants:
 //
-//   - Pebble never holds uncommitted state: step 5 follows step 3. A crash
-//     between 3 and 5 leaves Pebble behind its changelog, and restore replays the
+//   - Pebble never holds uncommitted state: step 6 follows step 4. A crash
+//     between 4 and 6 leaves Pebble behind its changelog, and restore replays the
 //     tail from the checkpoint; it can never leave Pebble ahead.
-//   - Offsets sent are the next offset to read, last processed + 1, and only
-//     for partitions processed in this transaction.
-//   - An abortable failure anywhere drops every pending batch and rewinds every
-//     partition processed in the transaction to its first offset in it, which
-//     is the last committed position: the records are processed again in a new
-//     transaction and nothing of the aborted one is visible to read_committed
-//     readers or to the stores.
+//   - Offsets sent are positions the workers reached, never what the poll loop
+//     dispatched: last processed + 1 for a partition processed in this
+//     transaction, the committed position for an owned partition that was not.
+//     A record a worker skipped (because another record failed first) is never
+//     covered by an offset.
+//   - Nothing commits after a worker failed in the transaction, except under
+//     on.error=fail with clean failures only: then the records before the
+//     failing one commit, the failing record and everything after it do not,
+//     and the runner stops, so a restart begins at the failing record.
+//   - An abortable failure anywhere drops every pending batch, rolls every task
+//     that worked in the transaction back to its committed point (stream
+//     time, punctuation schedule, processor instances: Kafka Streams closes
+//     and rebuilds the task), and rewinds every partition processed in it to
+//     its first offset in it, which is the last committed position: the
+//     records are processed again in a new transaction, see exactly what the
+//     first attempt saw, and nothing of the aborted one is visible to
+//     read_committed readers or to the stores.
+//   - An abort always has a deadline of its own and runs even when the caller's
+//     context is cancelled; if the aborted records' delivery reports do not all
+//     arrive by then, the runner stops (it could not tell them from the next
+//     transaction's).
 //   - A fatal failure (fenced, invalid epoch, unflagged error) stops at once:
 //     nothing is applied and nothing more is produced.
 //
@@ -42,7 +62,9 @@ package processor
 // during the transaction would see state that may never commit, and a crash
 // mid-undo corrupts the store. Keeping writes in a batch that reads see and
 // applying it only after the commit costs a little memory and is simple to
-// reason about.
+// reason about. Also rejected: sending the offsets the poll loop dispatched.
+// A worker that fails stops its queue, so dispatched is not processed; that
+// gap once committed records nobody processed.
 //
 // Under at_least_once the same steps run without the transaction: wait for
 // every delivery, commit offsets through the group, apply state.
@@ -60,35 +82,61 @@ type partitionKey struct {
 	Partition int32
 }
 
+// position is an input partition's offset to send with a transaction: the
+// next offset to read, and the stream time of its task at that point (kept in
+// the committed offset's metadata, as Kafka Streams keeps partition time).
+type position struct {
+	Next       int64
+	StreamTime time.Time // zero: unknown (no record seen yet)
+}
+
 // txnEnv is everything the commit protocol touches, so that txn_test.go can
-// script failures (fenced on commit, abortable produce) without a broker.
+// script failures (fenced on commit, abortable produce, a worker failing
+// during the barrier) without a broker.
 type txnEnv interface {
 	barrier()
+	// failure returns what the task workers reported failing in the open
+	// transaction (nil if nothing); read after barrier.
+	failure() error
+	// clearFailure forgets the failures, once the transaction was aborted.
+	clearFailure()
 	begin() error
-	sendOffsets(ctx context.Context, next map[partitionKey]int64) error
+	// positions returns the offsets to send with the transaction: for every
+	// owned input partition, last processed + 1 if its task processed a
+	// record of it in this transaction, else its committed position if one
+	// is known. Read after barrier.
+	positions() map[partitionKey]position
+	sendOffsets(ctx context.Context, pos map[partitionKey]position) error
 	commit(ctx context.Context) error
 	abort(ctx context.Context) error
-	commitOffsets(ctx context.Context, next map[partitionKey]int64) error // at_least_once
+	commitOffsets(ctx context.Context, pos map[partitionKey]position) error // at_least_once
 	// awaitDeliveries waits for every delivery report of the produces so far
 	// and returns the next changelog offset (last delivered + 1) per changelog
-	// partition, and the first delivery error.
+	// partition, and the first delivery error. A report still missing when
+	// ctx ends is an error wrapping errDeliveriesPending.
 	awaitDeliveries(ctx context.Context) (map[partitionKey]int64, error)
-	applyState(changelogNext map[partitionKey]int64) error
-	dropState()
+	// applyState applies the pending batches with the checkpoints and makes
+	// pos the tasks' committed point.
+	applyState(changelogNext map[partitionKey]int64, pos map[partitionKey]position) error
+	// dropState drops pending batches and rolls every task that worked in
+	// the transaction back to its committed point.
+	dropState() error
 	rewind(first map[partitionKey]int64) error
 }
+
+// errDeliveriesPending: delivery reports were still missing at a deadline.
+var errDeliveriesPending = errors.New("delivery reports still pending")
 
 // txnState is the open transaction's bookkeeping. Owned by the poll loop.
 type txnState struct {
 	open    bool
 	started time.Time
 	records int
-	first   map[partitionKey]int64 // first offset processed in this transaction
-	next    map[partitionKey]int64 // last offset processed + 1
+	first   map[partitionKey]int64 // first offset dispatched in this transaction
 }
 
 func newTxnState() txnState {
-	return txnState{first: map[partitionKey]int64{}, next: map[partitionKey]int64{}}
+	return txnState{first: map[partitionKey]int64{}}
 }
 
 // track records that the record at offset of p was dispatched in this transaction.
@@ -96,14 +144,13 @@ func (s *txnState) track(p partitionKey, offset int64) {
 	if _, ok := s.first[p]; !ok {
 		s.first[p] = offset
 	}
-	s.next[p] = offset + 1
 	s.records++
 }
 
-// untrack forgets partitions (revoked or lost) so no offset is sent for them.
+// untrack forgets partitions (revoked or lost) so that an abort does not
+// rewind them.
 func (s *txnState) untrack(p partitionKey) {
 	delete(s.first, p)
-	delete(s.next, p)
 }
 
 // committer runs the protocol above over a txnEnv.
@@ -112,11 +159,16 @@ type committer struct {
 	transactional bool
 	retries       int
 	retryBackoff  time.Duration
-	state         txnState
+	// abortTimeout bounds an abort and the wait for its delivery reports;
+	// the runner sets it to transaction.timeout.ms (the broker aborts a
+	// transaction by then anyway).
+	abortTimeout time.Duration
+	state        txnState
 }
 
 func newCommitter(env txnEnv, transactional bool) *committer {
-	return &committer{env: env, transactional: transactional, retries: 5, retryBackoff: 100 * time.Millisecond, state: newTxnState()}
+	return &committer{env: env, transactional: transactional, retries: 5, retryBackoff: 100 * time.Millisecond,
+		abortTimeout: 30 * time.Second, state: newTxnState()}
 }
 
 // ensureOpen begins a transaction if none is open. Called by the poll loop
@@ -165,16 +217,29 @@ func (c *committer) retryWith(ctx context.Context, what string, classify func(er
 // records will be processed again; the runner goes on.
 var ErrAborted = errors.New("transaction aborted")
 
-// commitTxn runs the protocol. It returns nil on success, an error wrapping
-// ErrAborted after a successful abort, or an error wrapping ErrFatal.
+// commitTxn runs the protocol. It returns nil on success; an error wrapping
+// ErrAborted after a successful abort (the records are processed again); the
+// workers' *ProcessingError under on.error=fail, after committing what came
+// before it (the runner stops); or an error wrapping ErrFatal.
 func (c *committer) commitTxn(ctx context.Context) error {
 	c.env.barrier()
+	if f := c.env.failure(); f != nil {
+		return c.failed(ctx, f)
+	}
 	if !c.state.open {
 		return nil
 	}
+	return c.commitOpen(ctx)
+}
+
+// commitOpen runs steps 3 to 6 on the open transaction, workers drained.
+func (c *committer) commitOpen(ctx context.Context) error {
+	pos := c.env.positions()
 	if c.transactional {
+		// SendOffsetsToTransaction is retriable but not resumable: a retry
+		// sends the same offsets with the same group metadata.
 		if class, err := c.retry(ctx, "send offsets to transaction", func(ctx context.Context) error {
-			return c.env.sendOffsets(ctx, c.state.next)
+			return c.env.sendOffsets(ctx, pos)
 		}); err != nil {
 			return c.fail(ctx, class, err)
 		}
@@ -193,12 +258,12 @@ func (c *committer) commitTxn(ctx context.Context) error {
 	}
 	if !c.transactional {
 		if class, err := c.retryWith(ctx, "commit offsets", classifyOffsetCommit, func(ctx context.Context) error {
-			return c.env.commitOffsets(ctx, c.state.next)
+			return c.env.commitOffsets(ctx, pos)
 		}); err != nil {
 			return c.fail(ctx, class, err)
 		}
 	}
-	if err := c.env.applyState(ends); err != nil {
+	if err := c.env.applyState(ends, pos); err != nil {
 		// Kafka has the transaction; Pebble stays at its previous checkpoint
 		// and restore replays the tail on restart. Going on would let Pebble
 		// fall further behind what tasks read, so stop.
@@ -206,6 +271,39 @@ func (c *committer) commitTxn(ctx context.Context) error {
 	}
 	c.state = newTxnState()
 	return nil
+}
+
+// failed settles the open transaction after task workers reported failures
+// in it, by what the failures allow (failureOutcome):
+//
+//   - every failure a record's own, under on.error=fail: the failing records
+//     left nothing behind and their tasks stopped at them, so commit what the
+//     workers processed and return the first failure: the runner stops, and a
+//     restart begins at the failing record;
+//   - a runtime failure (a produce or store error, the record not at fault):
+//     abort; the records are processed again;
+//   - anything else (a punctuator's error, a fatal producer error): abort
+//     what can be aborted and stop.
+func (c *committer) failed(ctx context.Context, f error) error {
+	switch failureOutcome(f) {
+	case stopAfterCommit:
+		if c.state.open {
+			if err := c.commitOpen(ctx); err != nil {
+				return fmt.Errorf("%w (committing the records before it: %w)", f, err)
+			}
+		}
+		return f
+	case abortAndRetry:
+		if err := c.abortTxn(ctx); err != nil {
+			return fmt.Errorf("%w (aborting after: %v)", err, f)
+		}
+		c.env.clearFailure()
+		return fmt.Errorf("%w: %w", ErrAborted, f)
+	}
+	if err := c.abortTxn(ctx); err != nil {
+		return fmt.Errorf("%w: %w (abort: %v)", ErrFatal, f, err)
+	}
+	return fmt.Errorf("%w: %w", ErrFatal, f)
 }
 
 // fail handles a failed commit step by its class.
@@ -219,20 +317,31 @@ func (c *committer) fail(ctx context.Context, class ErrorClass, err error) error
 	return fmt.Errorf("%w: %w", ErrAborted, err)
 }
 
-// abortTxn aborts the open transaction: drop pending state and rewind every
-// partition processed in it to its first offset in it.
+// abortTxn aborts the open transaction: drop pending state, roll the tasks
+// back and rewind every partition processed in it to its first offset in it.
+// It has its own deadline and is not cut short by ctx's cancellation (a
+// shutdown): an abort left half done would hold read_committed readers back
+// until the transaction timeout.
 func (c *committer) abortTxn(ctx context.Context) error {
 	c.env.barrier()
 	if !c.state.open {
 		return nil
 	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.abortTimeout)
+	defer cancel()
 	if c.transactional {
-		if _, err := c.retry(ctx, "abort transaction", c.env.abort); err != nil {
+		if _, err := c.retry(actx, "abort transaction", c.env.abort); err != nil {
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		}
 	}
-	_, _ = c.env.awaitDeliveries(ctx) // aborted records report errors; nothing to keep
-	c.env.dropState()
+	// Aborted records report errors: nothing to keep. But every report must
+	// arrive, or it would be counted against the next transaction.
+	if _, err := c.env.awaitDeliveries(actx); errors.Is(err, errDeliveriesPending) {
+		return fmt.Errorf("%w: after abort: %w", ErrFatal, err)
+	}
+	if err := c.env.dropState(); err != nil {
+		return fmt.Errorf("%w: roll tasks back after abort: %w", ErrFatal, err)
+	}
 	first := c.state.first
 	c.state = newTxnState()
 	if err := c.env.rewind(first); err != nil {

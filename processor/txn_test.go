@@ -32,10 +32,18 @@ type fakeTxnEnv struct {
 
 	inTxn      bool // a transaction is open on the broker
 	violations []string
+
+	// The workers' side, as the script sets it: what they processed in the
+	// transaction, what they reported failing, and the committed positions
+	// of owned partitions.
+	processed map[partitionKey]int64
+	failErr   error
+	owned     map[partitionKey]int64
 }
 
 func newFakeTxnEnv(t testing.TB, transactional bool) *fakeTxnEnv {
-	return &fakeTxnEnv{t: t, transactional: transactional, fails: map[string][]error{}, ends: map[partitionKey]int64{}}
+	return &fakeTxnEnv{t: t, transactional: transactional, fails: map[string][]error{}, ends: map[partitionKey]int64{},
+		processed: map[partitionKey]int64{}, owned: map[partitionKey]int64{}}
 }
 
 func (f *fakeTxnEnv) call(name, detail string) error {
@@ -71,6 +79,24 @@ func (f *fakeTxnEnv) takeCalls() []string {
 
 func (f *fakeTxnEnv) barrier() { _ = f.call("barrier", "") }
 
+func (f *fakeTxnEnv) failure() error { return f.failErr }
+
+func (f *fakeTxnEnv) clearFailure() {
+	_ = f.call("clearFailure", "")
+	f.failErr = nil
+}
+
+func (f *fakeTxnEnv) positions() map[partitionKey]position {
+	out := map[partitionKey]position{}
+	for p, off := range f.owned {
+		out[p] = position{Next: off}
+	}
+	for p, off := range f.processed {
+		out[p] = position{Next: off}
+	}
+	return out
+}
+
 func (f *fakeTxnEnv) begin() error {
 	if !f.transactional {
 		f.violate("begin under at_least_once")
@@ -85,11 +111,11 @@ func (f *fakeTxnEnv) begin() error {
 	return err
 }
 
-func (f *fakeTxnEnv) sendOffsets(ctx context.Context, next map[partitionKey]int64) error {
+func (f *fakeTxnEnv) sendOffsets(ctx context.Context, pos map[partitionKey]position) error {
 	if !f.inTxn {
 		f.violate("sendOffsets without an open transaction")
 	}
-	return f.call("sendOffsets", fmtOffsets(next))
+	return f.call("sendOffsets", fmtPositions(pos))
 }
 
 func (f *fakeTxnEnv) commit(ctx context.Context) error {
@@ -114,11 +140,11 @@ func (f *fakeTxnEnv) abort(ctx context.Context) error {
 	return err
 }
 
-func (f *fakeTxnEnv) commitOffsets(ctx context.Context, next map[partitionKey]int64) error {
+func (f *fakeTxnEnv) commitOffsets(ctx context.Context, pos map[partitionKey]position) error {
 	if f.transactional {
 		f.violate("commitOffsets under exactly_once_v2")
 	}
-	return f.call("commitOffsets", fmtOffsets(next))
+	return f.call("commitOffsets", fmtPositions(pos))
 }
 
 func (f *fakeTxnEnv) awaitDeliveries(ctx context.Context) (map[partitionKey]int64, error) {
@@ -130,14 +156,29 @@ func (f *fakeTxnEnv) awaitDeliveries(ctx context.Context) (map[partitionKey]int6
 	return ends, nil
 }
 
-func (f *fakeTxnEnv) applyState(changelogNext map[partitionKey]int64) error {
+func (f *fakeTxnEnv) applyState(changelogNext map[partitionKey]int64, pos map[partitionKey]position) error {
 	if f.inTxn {
 		f.violate("applyState before the transaction committed")
 	}
-	return f.call("applyState", fmtOffsets(changelogNext))
+	if f.failErr != nil && failureOutcome(f.failErr) != stopAfterCommit {
+		f.violate("applyState after a worker failure that forbids committing")
+	}
+	if err := f.call("applyState", fmtOffsets(changelogNext)); err != nil {
+		return err
+	}
+	for p := range f.owned {
+		if cp, ok := pos[p]; ok {
+			f.owned[p] = cp.Next
+		}
+	}
+	clear(f.processed)
+	return nil
 }
 
-func (f *fakeTxnEnv) dropState() { _ = f.call("dropState", "") }
+func (f *fakeTxnEnv) dropState() error {
+	clear(f.processed)
+	return f.call("dropState", "")
+}
 
 func (f *fakeTxnEnv) rewind(first map[partitionKey]int64) error {
 	if f.inTxn {
@@ -159,6 +200,15 @@ func fmtOffsets(m map[partitionKey]int64) string {
 		parts[i] = fmt.Sprintf("%s/%d=%d", k.Topic, k.Partition, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// fmtPositions prints "topic/partition=offset" pairs in order.
+func fmtPositions(pos map[partitionKey]position) string {
+	m := make(map[partitionKey]int64, len(pos))
+	for p, cp := range pos {
+		m[p] = cp.Next
+	}
+	return fmtOffsets(m)
 }
 
 // parsePartition parses "topic/partition".
@@ -191,6 +241,8 @@ func scriptedError(t testing.TB, kind string) error {
 		return errors.New("disk full")
 	case "delivery":
 		return errors.New("delivery to out[0]: broker down")
+	case "pending":
+		return fmt.Errorf("%w: 3 of them: %w", errDeliveriesPending, context.DeadlineExceeded)
 	}
 	t.Fatalf("unknown error kind %q", kind)
 	return nil
@@ -199,9 +251,12 @@ func scriptedError(t testing.TB, kind string) error {
 // outcome prints commitTxn/abortTxn's result by the sentinel it wraps.
 func outcome(err error) string {
 	aborted, fatal := errors.Is(err, ErrAborted), errors.Is(err, ErrFatal)
+	var pe *ProcessingError
 	switch {
 	case err == nil:
 		return "ok"
+	case errors.As(err, &pe) && !aborted && !fatal:
+		return "stop: " + err.Error()
 	case aborted && !fatal:
 		return "aborted: " + err.Error()
 	case fatal && !aborted:
@@ -211,14 +266,18 @@ func outcome(err error) string {
 }
 
 func fmtState(s txnState) string {
-	return fmt.Sprintf("state: open=%v records=%d first=[%s] next=[%s]", s.open, s.records, fmtOffsets(s.first), fmtOffsets(s.next))
+	return fmt.Sprintf("state: open=%v records=%d first=[%s]", s.open, s.records, fmtOffsets(s.first))
 }
 
 // TestTxn runs the scripts in testdata/txn against a committer over
 // fakeTxnEnv. Commands:
 //
 //	new [transactional=false] [retries=N]   a fresh committer (default: exactly_once_v2, 5 retries)
-//	track p=T/P offset=N                    what the poll loop does per record: ensureOpen, then track
+//	track p=T/P offset=N                    what the poll loop does per record: ensureOpen, then track;
+//	                                        the fake's worker processes it
+//	worker-fail kind=K [p=T/P offset=N]     a worker fails (K: processing, runtime, punctuator, fatal) at
+//	                                        the record at N of T/P, which it and later ones were not processed
+//	own p=T/P committed=N                   an owned partition with a committed position
 //	open                                    ensureOpen alone (a punctuation)
 //	untrack p=T/P                           partition revoked
 //	ends T/P=N ...                          changelog ends the next awaitDeliveries returns
@@ -285,8 +344,49 @@ func TestTxn(t *testing.T) {
 				err := c.ensureOpen()
 				if err == nil {
 					c.state.track(parsePartition(t, p), off)
+					env.processed[parsePartition(t, p)] = off + 1
 				}
 				return result(err, false)
+			case "worker-fail":
+				var kind, p string
+				var off int64
+				d.ScanArgs(t, "kind", &kind)
+				d.MaybeScanArgs(t, "p", &p)
+				d.MaybeScanArgs(t, "offset", &off)
+				var err error
+				switch kind {
+				case "processing":
+					pk := parsePartition(t, p)
+					err = &ProcessingError{Class: "deserialization", Topic: pk.Topic, Partition: pk.Partition, Offset: off, Err: errors.New("not a number")}
+				case "runtime":
+					err = &runtimeError{errors.New("produce to out: message size too large")}
+				case "punctuator":
+					err = errors.New("task 0_0: wall_clock_time punctuator of p: boom")
+				case "fatal":
+					err = &runtimeError{kafka.NewError(kafka.ErrFenced, "producer fenced", true)}
+				default:
+					d.Fatalf(t, "unknown failure kind %q", kind)
+				}
+				if p != "" {
+					pk := parsePartition(t, p)
+					if first, ok := c.state.first[pk]; ok && off <= first {
+						delete(env.processed, pk)
+					} else {
+						env.processed[pk] = off
+					}
+				}
+				env.failErr = errors.Join(env.failErr, err)
+				if j, ok := env.failErr.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+					env.failErr = j.Unwrap()[0]
+				}
+				return "ok\n"
+			case "own":
+				var p string
+				var off int64
+				d.ScanArgs(t, "p", &p)
+				d.ScanArgs(t, "committed", &off)
+				env.owned[parsePartition(t, p)] = off
+				return "ok\n"
 			case "open":
 				return result(c.ensureOpen(), true)
 			case "untrack":
@@ -354,6 +454,7 @@ func TestTxnRetryBackoff(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.state.track(partitionKey{"in", 0}, 41)
+		env.processed[partitionKey{"in", 0}] = 42
 		for range 3 {
 			env.fails["sendOffsets"] = append(env.fails["sendOffsets"], scriptedError(t, "retriable"))
 		}
@@ -454,18 +555,15 @@ func TestTxnStateTrack(t *testing.T) {
 	s.track(a, 6)
 	s.track(b, 100)
 	s.track(a, 9) // gaps are fine: compacted or filtered input
-	if s.records != 4 || s.first[a] != 5 || s.next[a] != 10 || s.first[b] != 100 || s.next[b] != 101 {
+	if s.records != 4 || s.first[a] != 5 || s.first[b] != 100 {
 		t.Fatalf("after track: %s", fmtState(s))
 	}
 	s.untrack(a)
 	if _, ok := s.first[a]; ok {
 		t.Errorf("untrack left first: %s", fmtState(s))
 	}
-	if _, ok := s.next[a]; ok {
-		t.Errorf("untrack left next: %s", fmtState(s))
-	}
 	s.track(a, 20) // reassigned in the same transaction: starts afresh
-	if s.first[a] != 20 || s.next[a] != 21 {
+	if s.first[a] != 20 {
 		t.Errorf("re-track after untrack: %s", fmtState(s))
 	}
 }
@@ -490,5 +588,36 @@ func TestTxnAbortFailureKeepsCause(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "produce failed, transaction must abort") {
 		t.Errorf("commitTxn = %q: the commit error that caused the abort is lost", err)
+	}
+}
+
+// TestTxnAbortRunsAfterCancel: an abort asked for while the runner shuts down
+// (its context cancelled) still aborts, under a deadline of its own, instead
+// of leaving the transaction open until the broker's timeout.
+func TestTxnAbortRunsAfterCancel(t *testing.T) {
+	env := newFakeTxnEnv(t, true)
+	var deadlineSet bool
+	env.onCall = func(name string) {
+		if name == "abort" {
+			deadlineSet = true
+		}
+	}
+	c := newCommitter(env, true)
+	c.abortTimeout = time.Minute
+	if err := c.ensureOpen(); err != nil {
+		t.Fatal(err)
+	}
+	c.state.track(partitionKey{"in", 0}, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.abortTxn(ctx); err != nil {
+		t.Fatalf("abortTxn after cancel = %v, want nil", err)
+	}
+	want := []string{"begin", "barrier", "abort", "awaitDeliveries", "dropState", "rewind in/0=3"}
+	if got := env.takeCalls(); !slices.Equal(got, want) || !deadlineSet {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+	if env.inTxn {
+		t.Fatal("transaction still open on the broker")
 	}
 }
