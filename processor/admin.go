@@ -18,6 +18,9 @@ type topicPlan struct {
 	partitions map[int]int    // sub-topology -> partitions (tasks per sub-topology)
 	subOf      map[string]int // full source topic name -> sub-topology
 	changelogs map[string]bool
+	// repartition holds the repartition topics this runner reads: their
+	// consumed records are purged after commits (purge.go).
+	repartition map[string]bool
 }
 
 // prepareTopics checks source topics, derives partition counts (through
@@ -37,7 +40,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 	}
 	app := r.cfg.ApplicationID
-	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}}
+	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}, repartition: map[string]bool{}}
 	var errs []error
 	// Partition counts of sub-topologies reading external topics.
 	for _, st := range r.topo.SubTopologies {
@@ -46,6 +49,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 				full := topology.TopicName(app, tp, src.Internal)
 				plan.subOf[full] = st.ID
 				if src.Internal {
+					plan.repartition[full] = true
 					continue
 				}
 				n, ok := existing[full]
@@ -83,7 +87,11 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 					plan.partitions[reader] = n
 					changed = true
 				}
-				create[full] = kafka.TopicSpecification{Topic: full, NumPartitions: n, ReplicationFactor: -1}
+				// Kafka Streams' repartition topic settings: never expire a
+				// record by time (one not yet processed would be lost); the
+				// runner deletes what its commits consumed instead.
+				create[full] = kafka.TopicSpecification{Topic: full, NumPartitions: n, ReplicationFactor: -1,
+					Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "-1"}}
 			}
 		}
 	}

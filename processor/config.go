@@ -81,6 +81,13 @@ type Config struct {
 	// transaction before the group hands its partitions away.
 	TransactionTimeout   time.Duration `yaml:"-"`
 	TransactionTimeoutMs int           `yaml:"transaction.timeout.ms"`
+	// RepartitionPurgeInterval is how often records of repartition topics
+	// below the committed offsets are deleted (DeleteRecords); default 30s.
+	// Repartition topics keep records forever otherwise (retention.ms=-1, so
+	// that none is lost before it is processed). Kafka Streams'
+	// repartition.purge.interval.ms.
+	RepartitionPurgeInterval   time.Duration `yaml:"-"`
+	RepartitionPurgeIntervalMs int           `yaml:"repartition.purge.interval.ms"`
 	// MetricsAddr serves Prometheus metrics at /metrics when set.
 	MetricsAddr string `yaml:"metrics.addr"`
 	// Kafka holds librdkafka properties passed through (see above).
@@ -151,6 +158,8 @@ func (c *Config) Set(key, value string) error {
 		c.SessionTimeoutMs, err = atoi()
 	case "transaction.timeout.ms":
 		c.TransactionTimeoutMs, err = atoi()
+	case "repartition.purge.interval.ms":
+		c.RepartitionPurgeIntervalMs, err = atoi()
 	case "metrics.addr":
 		c.MetricsAddr = value
 	default:
@@ -184,6 +193,7 @@ func (c Config) withDefaults() Config {
 	ms(&c.StateCleanupDelay, c.StateCleanupDelayMs, 10*time.Minute)
 	ms(&c.SessionTimeout, c.SessionTimeoutMs, 45*time.Second)
 	ms(&c.TransactionTimeout, c.TransactionTimeoutMs, 30*time.Second)
+	ms(&c.RepartitionPurgeInterval, c.RepartitionPurgeIntervalMs, 30*time.Second)
 	if c.CommitMaxRecords == 0 {
 		c.CommitMaxRecords = 50000
 	}

@@ -23,15 +23,24 @@
 //     serialization) leaves nothing behind and goes to the error policy:
 //     on.error=dlq writes it to the dead-letter topic in the same transaction,
 //     skip drops it, fail stops the runner before anything past it commits.
-//  3. Every commit.interval.ms (or commit.max.records records) the poll loop
-//     commits: barrier (workers drained), SendOffsetsToTransaction with the
-//     consumer's group metadata (KIP-447 fencing), CommitTransaction, then the
-//     pending batches and the changelog checkpoints go to Pebble in one synced
-//     batch. See txn.go for the protocol and its invariants.
-//  4. An abortable error aborts the transaction, drops the pending batches and
-//     rewinds every partition to its first offset in the transaction; the
-//     records are processed again. A fatal one (fenced, invalid epoch, any
-//     error librdkafka does not flag) stops at once and applies nothing.
+//  3. Every commit.interval.ms (or commit.max.records records), or at once
+//     when a worker failed, the poll loop commits: barrier (workers drained);
+//     the workers' failures decide first (on.error=fail commits what came
+//     before the failing record and stops; other failures abort);
+//     SendOffsetsToTransaction with every owned partition's position and its
+//     task's stream time as metadata, and the consumer's group metadata
+//     (KIP-447 fencing); CommitTransaction; then the pending batches and the
+//     changelog checkpoints go to Pebble in one synced batch, and the tasks'
+//     stream time and punctuation schedules become their committed point. See
+//     txn.go for the protocol and its invariants.
+//  4. An abortable error aborts the transaction, rolls every task that worked
+//     in it back to its committed point (pending batches dropped, processors
+//     rebuilt, stream time and punctuation schedule restored) and rewinds
+//     every partition to its first offset in the transaction; the records
+//     are processed again and see what the first attempt saw. A fatal one
+//     (fenced, invalid epoch, a punctuator's error, any error librdkafka does
+//     not flag) aborts what it can and stops: nothing is applied, and no
+//     revoke callback commits while the consumer closes.
 //  5. Rebalances run in the poll loop (librdkafka calls the callback from
 //     Poll): a revoke commits the open transaction first (aborts it if the
 //     partitions were lost), then closes the revoked tasks; an assignment

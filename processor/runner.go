@@ -70,6 +70,8 @@ type Runner struct {
 	// producerFatal is set by the delivery drainer on a fatal producer error.
 	producerFatal atomic.Pointer[error]
 
+	purge *purger // repartition topics' consumed records; nil without any
+
 	restoreReq  chan restoreJob
 	restoreDone chan restoreOutcome
 }
@@ -221,6 +223,17 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("%w: init transactions: %w", ErrFatal, err)
 		}
+	}
+	if len(r.plan.repartition) > 0 {
+		padmin, err := kafka.NewAdminClientFromProducer(r.producer)
+		if err != nil {
+			return fmt.Errorf("admin client: %w", err)
+		}
+		r.purge = newPurger(padmin, r.plan.repartition, r.cfg.RepartitionPurgeInterval, r.log)
+		defer func() {
+			r.purge.wait()
+			padmin.Close()
+		}()
 	}
 	r.com = newCommitter(&kafkaTxn{r: r}, r.eos())
 	r.com.abortTimeout = r.cfg.TransactionTimeout
@@ -613,6 +626,7 @@ func (r *Runner) commit(ctx context.Context) error {
 		r.consecutiveAborts = 0
 		r.m.commits.Inc()
 		r.m.commitSeconds.Observe(time.Since(start).Seconds())
+		r.purge.afterCommit(context.WithoutCancel(ctx), start, r.committed)
 		return nil
 	case errors.As(err, &pe) && !errors.Is(err, ErrFatal):
 		// on.error=fail: what came before the record committed (unless that
