@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,12 @@ type Report struct {
 	Outputs map[string]int64
 	// Keys is the number of distinct input keys.
 	Keys int
+	// SpreadKeys is the number of input keys whose records are in more than
+	// one input partition: the input's producer did not partition by key
+	// (librdkafka's random partitioner, a keyless sticky one, explicit
+	// partitions). Check expects each input partition's records of such a key
+	// to be aggregated on their own, as the runner's per-partition tasks do.
+	SpreadKeys int
 	// Violations lists every violation found, each one line that starts with
 	// its subject (a topic, a topic partition as T[p], or "group G") and a
 	// colon, in a deterministic order.
@@ -44,12 +51,17 @@ type Report struct {
 }
 
 // Verdict is the report in one line: "PASS: 100000 input records, 5 outputs x
-// 100000, 1000 keys", or "FAIL: 3 violations (T-sum 2, group app 1)" with the
+// 100000, 1000 keys" (with "(n in several input partitions)" when some keys
+// are spread), or "FAIL: 3 violations (T-sum 2, group app 1)" with the
 // number of violations per subject topic or group.
 func (r *Report) Verdict() string {
 	if len(r.Violations) == 0 {
-		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys",
-			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys)
+		spread := ""
+		if r.SpreadKeys > 0 {
+			spread = fmt.Sprintf(" (%d in several input partitions)", r.SpreadKeys)
+		}
+		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys%s",
+			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys, spread)
 	}
 	var order []string
 	n := map[string]int{}
@@ -75,17 +87,32 @@ func (r *Report) Verdict() string {
 }
 
 // Check reads the input topic and every output with read_committed and
-// verifies the exactly-once properties of a run of Topology(cfg.Input):
+// verifies the exactly-once properties of a run of Topology(cfg.Input),
+// whatever producer wrote the input and however it partitioned it (murmur2,
+// librdkafka's crc32, random, explicit partitions).
 //
-//   - T-echo partition p equals input partition p, record for record, in
-//     order (key and value).
-//   - For each of T-sum, T-min, T-max and T-cnt and each input key, the
-//     key's records, all in one partition, are exactly the key's running
-//     aggregate after each of its input records, in input order: one output
-//     per input record, no more, no fewer. Keys are checked one by one, not
-//     partition by partition, so the check does not depend on how the runner
-//     partitions its outputs; that keys land in the partition of their input
-//     (murmur2, as Java's producer) is checked separately.
+// What the runner guarantees, and so what Check checks: each input partition
+// is processed in order by one task at a time, with its own state, and each
+// output record goes to the partition murmur2 of its key gives (as Java's
+// producer). Hence, per output topic:
+//
+//   - Each input key's records are all in its murmur2 partition.
+//   - A key whose input records are all in one input partition (any
+//     partitioner that hashes the key): its records are exactly the key's
+//     running aggregate (or echo) after each of its input records, in input
+//     order; one output per input record, no more, no fewer.
+//   - A key spread over several input partitions: each of those partitions'
+//     tasks aggregates its own records of the key, so the key's records are
+//     an interleaving of one sequence per input partition, each the running
+//     aggregate over that partition's records of the key, in input order.
+//     Nothing orders records of different input partitions. Check proves
+//     that such an interleaving exists (and, first, that the records match
+//     the expected ones as a multiset: no loss, no duplicate, exact values).
+//   - T-echo, beyond the above: the records T-echo[q] holds from input
+//     partition p (keys in one input partition) are p's records of those
+//     keys in input order, so the order across keys within a partition is
+//     checked too. Records with a null key (murmur2_random sends them to a
+//     random partition) are checked as a multiset.
 //   - No record of a key that is not in the input, anywhere.
 //   - No open transaction: the last stable offset equals the high watermark
 //     for every partition of every topic.
@@ -178,6 +205,7 @@ type observed struct {
 	partition int32
 	offset    int64
 	key       string
+	nilKey    bool
 	text      string // the value, or key=value for echo
 }
 
@@ -185,10 +213,13 @@ type observed struct {
 // derived from refs when the key is checked, not stored: a run of a million
 // input records would otherwise hold five million expectations at once.
 type keyState struct {
-	partition int32      // input partition of the key's first record
-	split     bool       // the key is in more than one input partition
-	refs      []inputRef // the key's valid input records, in input order
+	partitions []int32    // input partitions holding the key's valid records, ascending
+	refs       []inputRef // the key's valid input records, by partition, then offset
 }
+
+// spread reports whether the key's records are in more than one input
+// partition.
+func (k *keyState) spread() bool { return len(k.partitions) > 1 }
 
 // inputRef locates a record in snapshot.records of the input.
 type inputRef struct {
@@ -199,16 +230,24 @@ type inputRef struct {
 // aggregateSuffixes are the per-key outputs, in report order.
 func aggregateSuffixes() [4]string { return [...]string{suffixSum, suffixMin, suffixMax, suffixCnt} }
 
-// want is what output suffix must hold for key k: echo, or the running
-// aggregate after each of the key's input records.
-func (s *snapshot) want(k *keyState, suffix string) []expected {
-	out := make([]expected, 0, len(k.refs))
+// want is what output suffix must hold for key k, one sequence per input
+// partition of the key (in k.partitions order): echo, or the running
+// aggregate after each of the partition's records of the key. Each input
+// partition is a task with its own store partition, so a spread key's
+// aggregates start afresh in each.
+func (s *snapshot) want(k *keyState, suffix string) [][]expected {
+	out := make([][]expected, 0, len(k.partitions))
+	var cur []expected
 	var sum, lo, hi, n int64
 	for i, ref := range k.refs {
+		if i > 0 && ref.partition != k.refs[i-1].partition {
+			out = append(out, cur)
+			cur, n = nil, 0
+		}
 		rec := s.records[topicPartition{s.input, ref.partition}][ref.index]
 		v, _ := parseDecimal(rec.value) // valid: checked by the input walk
-		if i == 0 {
-			lo, hi = v, v
+		if n == 0 {
+			sum, lo, hi = 0, v, v
 		}
 		sum, lo, hi, n = sum+v, min(lo, v), max(hi, v), n+1
 		var text string
@@ -224,7 +263,10 @@ func (s *snapshot) want(k *keyState, suffix string) []expected {
 		case suffixCnt:
 			text = formatDecimal(n)
 		}
-		out = append(out, expected{ref.partition, rec.offset, text})
+		cur = append(cur, expected{ref.partition, rec.offset, text})
+	}
+	if len(k.refs) > 0 {
+		out = append(out, cur)
 	}
 	return out
 }
@@ -257,13 +299,15 @@ func (s *snapshot) evaluate() *Report {
 			}
 			k := keys[rec.key]
 			if k == nil {
-				k = &keyState{partition: p}
+				k = &keyState{}
 				keys[rec.key] = k
 				keyOrder = append(keyOrder, rec.key)
-			} else if k.partition != p && !k.split {
-				k.split = true
-				violate("%s: key %q is in partitions %d and %d; its order across partitions is undefined",
-					s.input, rec.key, k.partition, p)
+			}
+			if len(k.partitions) == 0 || k.partitions[len(k.partitions)-1] != p {
+				k.partitions = append(k.partitions, p)
+				if len(k.partitions) == 2 {
+					r.SpreadKeys++
+				}
 			}
 			k.refs = append(k.refs, inputRef{p, int32(i)})
 		}
@@ -273,7 +317,8 @@ func (s *snapshot) evaluate() *Report {
 		violate("%s: no committed input records; nothing to verify", s.input)
 	}
 
-	// Echo: partition by partition, in order.
+	// Echo: per stream from an input partition to an echo partition, and
+	// per key for spread keys.
 	echo := outputTopic(s.input, suffixEcho)
 	if n, ok := s.counts[echo]; !ok {
 		violate("%s: topic does not exist", echo)
@@ -282,26 +327,11 @@ func (s *snapshot) evaluate() *Report {
 		for p := range n {
 			got[p] = make([]observed, 0, len(s.records[topicPartition{echo, p}]))
 			for _, rec := range s.records[topicPartition{echo, p}] {
-				got[p] = append(got[p], observed{p, rec.offset, rec.key, echoText(rec)})
+				got[p] = append(got[p], observed{p, rec.offset, rec.key, rec.nilKey, echoText(rec)})
 			}
 			r.Outputs[echo] += int64(len(got[p]))
 		}
-		if n != nIn {
-			violate("%s: %d partitions, input has %d; records are compared per key only", echo, n, nIn)
-			s.checkPerKey(echo, suffixEcho, got, keys, keyOrder, violate)
-		} else {
-			for p := range n {
-				var want []expected // the partition's valid input records
-				for i, rec := range s.records[topicPartition{s.input, p}] {
-					if valid[p][i] {
-						want = append(want, expected{p, rec.offset, echoText(rec)})
-					}
-				}
-				if msg, bad := describe(fmt.Sprintf("%s[%d]", echo, p), got[p], want); bad {
-					violate("%s", msg)
-				}
-			}
-		}
+		s.checkEcho(echo, got, keys, keyOrder, valid, violate)
 	}
 
 	// Aggregates: key by key.
@@ -320,7 +350,7 @@ func (s *snapshot) evaluate() *Report {
 					violate("%s[%d]: record at offset %d has a null key", topic, p, rec.offset)
 					continue
 				}
-				got[p] = append(got[p], observed{p, rec.offset, rec.key, rec.value})
+				got[p] = append(got[p], observed{p, rec.offset, rec.key, false, rec.value})
 			}
 			r.Outputs[topic] += int64(len(s.records[topicPartition{topic, p}]))
 		}
@@ -358,23 +388,26 @@ func (s *snapshot) evaluate() *Report {
 	return r
 }
 
-// checkPerKey checks one output topic key by key: each input key's records
-// are in one partition and are exactly s.want(key, suffix); no other key
-// appears. It also reports, once for the topic, keys written to another
-// partition than their input's when the partition counts match.
-func (s *snapshot) checkPerKey(topic, suffix string, got [][]observed, keys map[string]*keyState, keyOrder []string,
-	violate func(string, ...any)) {
-	type keyRecords struct {
-		partitions []int32
-		recs       []observed
-	}
-	byKey := map[string]*keyRecords{}
+// keyRecords are one key's records in an output topic.
+type keyRecords struct {
+	partitions []int32 // output partitions holding them, ascending
+	recs       []observed
+}
+
+// byKey indexes an output topic's records by key, in partition then offset
+// order; records with a null key are returned apart.
+func byKey(got [][]observed) (keyed map[string]*keyRecords, nulls []observed) {
+	keyed = map[string]*keyRecords{}
 	for p := range got {
 		for _, o := range got[p] {
-			kr := byKey[o.key]
+			if o.nilKey {
+				nulls = append(nulls, o)
+				continue
+			}
+			kr := keyed[o.key]
 			if kr == nil {
 				kr = &keyRecords{}
-				byKey[o.key] = kr
+				keyed[o.key] = kr
 			}
 			if len(kr.partitions) == 0 || kr.partitions[len(kr.partitions)-1] != o.partition {
 				kr.partitions = append(kr.partitions, o.partition)
@@ -382,45 +415,273 @@ func (s *snapshot) checkPerKey(topic, suffix string, got [][]observed, keys map[
 			kr.recs = append(kr.recs, o)
 		}
 	}
-	samePartitioning := int32(len(got)) == s.counts[s.input]
+	return keyed, nulls
+}
+
+// checkPlacement checks where an output topic of n partitions holds each
+// input key: in one partition, the one murmur2 of the key gives (the runner's
+// producer partitions as Java's does, whatever partitioned the input).
+// Misplaced keys are reported once for the topic.
+func (s *snapshot) checkPlacement(topic string, n int32, keyed map[string]*keyRecords, keyOrder []string,
+	violate func(string, ...any)) {
 	var misplaced int
-	var firstMisplaced string
+	var first string
 	for _, key := range keyOrder {
-		k := keys[key]
-		kr := byKey[key]
+		kr := keyed[key]
 		if kr == nil {
-			kr = &keyRecords{}
+			continue
 		}
-		if len(kr.partitions) > 1 && !k.split { // a split input key is reported once, on the input
+		if len(kr.partitions) > 1 {
 			violate("%s: key %q is in partitions %v; all of a key's records belong in one partition", topic, key, kr.partitions)
 		}
-		if samePartitioning && !k.split && len(kr.partitions) > 0 && kr.partitions[0] != k.partition {
+		if want := murmur2Partition([]byte(key), n); kr.partitions[0] != want {
 			if misplaced == 0 {
-				firstMisplaced = fmt.Sprintf("key %q: input partition %d, output partition %d", key, k.partition, kr.partitions[0])
+				first = fmt.Sprintf("key %q in partition %d, murmur2 gives %d", key, kr.partitions[0], want)
 			}
 			misplaced++
 		}
-		if msg, bad := describe(fmt.Sprintf("%s: key %q", topic, key), kr.recs, s.want(k, suffix)); bad {
+	}
+	if misplaced > 0 {
+		violate("%s: %d %s outside the partition murmur2 gives (first: %s); the runner partitions outputs by murmur2 of the key, as Java's producer does",
+			topic, misplaced, plural(misplaced, "key"), first)
+	}
+}
+
+// checkEcho checks T-echo. Records of keys in one input partition are
+// compared per stream: the records echo partition q holds from input
+// partition p must be p's records whose key lives in q, in input order (one
+// task writes them, in order). A spread key's records are checked per key,
+// as an interleaving of its input partitions' records; null-key records, sent
+// to random partitions, as a multiset.
+func (s *snapshot) checkEcho(topic string, got [][]observed, keys map[string]*keyState, keyOrder []string, valid [][]bool,
+	violate func(string, ...any)) {
+	n := int32(len(got))
+	keyed, nulls := byKey(got)
+	s.checkPlacement(topic, n, keyed, keyOrder, violate)
+	home := func(key string) int32 { // where the key's records are, or belong
+		if kr := keyed[key]; kr != nil {
+			return kr.partitions[0]
+		}
+		return murmur2Partition([]byte(key), n)
+	}
+
+	type stream struct{ in, out int32 }
+	want := map[stream][]expected{}
+	var wantNull []expected
+	for p := range s.counts[s.input] {
+		for i, rec := range s.records[topicPartition{s.input, p}] {
+			switch {
+			case !valid[p][i]:
+			case rec.nilKey:
+				wantNull = append(wantNull, expected{p, rec.offset, echoText(rec)})
+			case !keys[rec.key].spread():
+				st := stream{p, home(rec.key)}
+				want[st] = append(want[st], expected{p, rec.offset, echoText(rec)})
+			}
+		}
+	}
+	have := map[stream][]observed{}
+	for q := range got {
+		for _, o := range got[q] {
+			if k := keys[o.key]; !o.nilKey && k != nil && !k.spread() {
+				st := stream{k.partitions[0], int32(q)}
+				have[st] = append(have[st], o)
+			}
+		}
+	}
+	streams := make([]stream, 0, len(want)+len(have))
+	for st := range want {
+		streams = append(streams, st)
+	}
+	for st := range have {
+		if _, ok := want[st]; !ok {
+			streams = append(streams, st)
+		}
+	}
+	sort.Slice(streams, func(i, j int) bool {
+		a, b := streams[i], streams[j]
+		return a.out < b.out || a.out == b.out && a.in < b.in
+	})
+	for _, st := range streams {
+		subject := fmt.Sprintf("%s[%d]", topic, st.out)
+		if st.in != st.out {
+			subject += fmt.Sprintf(": records from %s[%d]", s.input, st.in)
+		}
+		if msg, bad := describe(subject, have[st], want[st]); bad {
 			violate("%s", msg)
 		}
 	}
-	if misplaced > 0 {
-		violate("%s: %d %s outside the partition of their input (first: %s); outputs must be partitioned like the input (murmur2)",
-			topic, misplaced, plural(misplaced, "key"), firstMisplaced)
+
+	for _, key := range keyOrder {
+		if k := keys[key]; k.spread() {
+			var recs []observed
+			if kr := keyed[key]; kr != nil {
+				recs = kr.recs
+			}
+			if msg, bad := s.describeSpread(fmt.Sprintf("%s: key %q", topic, key), k, recs, s.want(k, suffixEcho)); bad {
+				violate("%s", msg)
+			}
+		}
 	}
+	if len(wantNull) > 0 || len(nulls) > 0 {
+		if msg, bad := describeMultiset(topic+": records with a null key", nulls, [][]expected{wantNull}); bad {
+			violate("%s", msg)
+		}
+	}
+	s.checkUnknown(topic, keyed, keys, violate)
+}
+
+// checkPerKey checks one aggregate topic key by key: each input key's
+// records are in its murmur2 partition and are exactly s.want(key, suffix),
+// interleaved in any order if the key is spread; no other key appears.
+func (s *snapshot) checkPerKey(topic, suffix string, got [][]observed, keys map[string]*keyState, keyOrder []string,
+	violate func(string, ...any)) {
+	keyed, _ := byKey(got) // null keys were reported by the caller
+	s.checkPlacement(topic, int32(len(got)), keyed, keyOrder, violate)
+	for _, key := range keyOrder {
+		k := keys[key]
+		var recs []observed
+		if kr := keyed[key]; kr != nil {
+			recs = kr.recs
+		}
+		subject := fmt.Sprintf("%s: key %q", topic, key)
+		want := s.want(k, suffix)
+		var msg string
+		var bad bool
+		if k.spread() {
+			msg, bad = s.describeSpread(subject, k, recs, want)
+		} else {
+			msg, bad = describe(subject, recs, want[0])
+		}
+		if bad {
+			violate("%s", msg)
+		}
+	}
+	s.checkUnknown(topic, keyed, keys, violate)
+}
+
+// checkUnknown reports, per key, records of keys that are not in the input.
+func (s *snapshot) checkUnknown(topic string, keyed map[string]*keyRecords, keys map[string]*keyState,
+	violate func(string, ...any)) {
 	var unknown []string
-	for key := range byKey {
+	for key := range keyed {
 		if _, ok := keys[key]; !ok {
 			unknown = append(unknown, key)
 		}
 	}
 	sort.Strings(unknown)
 	for _, key := range unknown {
-		kr := byKey[key]
+		kr := keyed[key]
 		first := kr.recs[0]
 		violate("%s: key %q is not in the input: %d extra %s (first at partition %d offset %d, value %s)",
 			topic, key, len(kr.recs), plural(len(kr.recs), "record"), first.partition, first.offset, first.text)
 	}
+}
+
+// describeSpread compares the observed records of a key spread over several
+// input partitions with want, one expected sequence per input partition of
+// the key: first as multisets (a lost, duplicated or wrong record), then
+// whether got interleaves the sequences, each in order.
+func (s *snapshot) describeSpread(subject string, k *keyState, got []observed, want [][]expected) (string, bool) {
+	subject = fmt.Sprintf("%s (in input partitions %s)", subject, joinPartitions(k.partitions))
+	if msg, bad := describeMultiset(subject, got, want); bad {
+		return msg, true
+	}
+	gt := make([]string, len(got))
+	for i, o := range got {
+		gt[i] = o.text
+	}
+	wt := make([][]string, len(want))
+	for j := range want {
+		wt[j] = make([]string, len(want[j]))
+		for i, w := range want[j] {
+			wt[j][i] = w.text
+		}
+	}
+	res := interleave(gt, wt, interleaveBudget)
+	switch {
+	case res.ok:
+		return "", false
+	case res.exhausted:
+		return fmt.Sprintf("%s: the records match the input's as a multiset, but no order of them was found "+
+			"that keeps each input partition's records in input order within %d search steps: order not proven; %d records",
+			subject, interleaveBudget, len(got)), true
+	}
+	g := got[res.at]
+	var next []string
+	for j, i := range res.next {
+		if i < len(want[j]) {
+			w := want[j][i]
+			next = append(next, fmt.Sprintf("%s for input partition %d offset %d", w.text, w.partition, w.offset))
+		}
+	}
+	return fmt.Sprintf("%s: record at partition %d offset %d is %s, not the next record of any input partition "+
+		"(next: %s): out of order; %d records", subject, g.partition, g.offset, g.text, strings.Join(next, "; "), len(got)), true
+}
+
+// describeMultiset compares got with the union of want's sequences as
+// multisets of texts and, if they differ, says how in one line: how many
+// records are missing and extra, and the first of each.
+func describeMultiset(subject string, got []observed, want [][]expected) (string, bool) {
+	need := map[string]int{}
+	total := 0
+	for _, seq := range want {
+		for _, w := range seq {
+			need[w.text]++
+			total++
+		}
+	}
+	wanted := maps.Clone(need)
+	avail := map[string]int{}
+	var extra []observed
+	for _, o := range got {
+		if need[o.text] > 0 {
+			need[o.text]--
+			avail[o.text]++
+		} else {
+			extra = append(extra, o)
+		}
+	}
+	var missing []expected
+	for _, seq := range want {
+		for _, w := range seq {
+			if avail[w.text] > 0 {
+				avail[w.text]--
+			} else {
+				missing = append(missing, w)
+			}
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return "", false
+	}
+	var parts []string
+	if len(missing) > 0 {
+		m := missing[0]
+		parts = append(parts, fmt.Sprintf("%d %s missing (first: %s for input partition %d offset %d)",
+			len(missing), plural(len(missing), "record"), m.text, m.partition, m.offset))
+	}
+	if len(extra) > 0 {
+		e := extra[0]
+		repeated := "" // the record is right but once too often: processed twice
+		if wanted[e.text] > 0 {
+			repeated = ", repeated"
+		}
+		parts = append(parts, fmt.Sprintf("%d extra (first at partition %d offset %d: %s%s)", len(extra), e.partition, e.offset, e.text, repeated))
+	}
+	return fmt.Sprintf("%s: %s; %d records, want %d", subject, strings.Join(parts, ", "), len(got), total), true
+}
+
+// joinPartitions formats input partitions as "0, 2 and 3".
+func joinPartitions(ps []int32) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(int(p))
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // describe compares the observed records of subject with the expected ones

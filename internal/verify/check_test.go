@@ -61,26 +61,38 @@ func writeInput(t *testing.T, brokers []string, n, keys int) []inRec {
 	return in
 }
 
-// correctOutputs is what a correct run writes for in: per output topic, one
-// record per input record, in input order, in the input's partition. The
-// running aggregates are computed here, independently of Check.
-func correctOutputs(in []inRec) map[string][]outRec {
+// correctOutputs is what a correct run writes for in over output topics of
+// partitions partitions: per output topic, one record per input record, in
+// input order, in the partition murmur2 of its key gives (a null key's echo
+// stays in its input partition: murmur2_random sends it anywhere). Each input
+// partition aggregates its own records, as the runner's tasks do, so a key in
+// several input partitions has a running aggregate per input partition. The
+// aggregates are computed here, independently of Check.
+func correctOutputs(in []inRec, partitions int32) map[string][]outRec {
 	type agg struct{ sum, min, max, cnt int64 }
-	state := map[string]*agg{}
+	type keyInPartition struct {
+		key string
+		p   int32
+	}
+	state := map[keyInPartition]*agg{}
 	out := map[string][]outRec{}
 	for _, r := range in {
+		q := r.p
+		if r.key != "<null>" {
+			q = murmur2Partition([]byte(r.key), partitions)
+		}
 		add := func(topic string, value string) {
-			out[topic] = append(out[topic], outRec{r.p, r.key, value})
+			out[topic] = append(out[topic], outRec{q, r.key, value})
 		}
 		add("T-echo", r.value)
 		if r.key == "<null>" {
 			continue // a null key is echoed but not aggregated
 		}
 		v, _ := strconv.ParseInt(r.value, 10, 64)
-		a := state[r.key]
+		a := state[keyInPartition{r.key, r.p}]
 		if a == nil {
 			a = &agg{min: v, max: v}
-			state[r.key] = a
+			state[keyInPartition{r.key, r.p}] = a
 		}
 		a.sum += v
 		a.cnt++
@@ -328,7 +340,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			brokers := newCluster(t, testPartitions, testInput)
 			f := &fixture{in: writeInput(t, brokers, 200, 10), topics: OutputTopics(testInput)}
-			f.out = correctOutputs(f.in)
+			f.out = correctOutputs(f.in, testPartitions)
 			f.commits = inputEnds(f.in)
 			want := tt.fault(f)
 			createTopics(t, brokers, f.topics)

@@ -2,14 +2,16 @@ package verify
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // memSnapshot builds, without a broker, the snapshot of a correct run over
 // the input records given per partition ("key=value"; a key "<null>" is a
-// null key): outputs from correctOutputs, every partition ending after its
-// last record, commits at the input ends.
+// null key), however they are partitioned: outputs from correctOutputs (in
+// murmur2 partitions, as the runner writes them), every partition ending
+// after its last record, commits at the input ends.
 func memSnapshot(partitions int32, input map[int32][]string) *snapshot {
 	s := &snapshot{
 		input:     testInput,
@@ -38,7 +40,7 @@ func memSnapshot(partitions int32, input map[int32][]string) *snapshot {
 	for _, topic := range OutputTopics(testInput) {
 		s.counts[topic] = partitions
 	}
-	for topic, recs := range correctOutputs(in) {
+	for topic, recs := range correctOutputs(in, partitions) {
 		for _, r := range recs {
 			add(topic, r.p, r.key, r.value)
 		}
@@ -78,33 +80,155 @@ func (s *snapshot) moveKey(topic, key string, to int32) {
 	}
 }
 
+// repartition moves every record of topic to the partition murmur2 of its key
+// gives over n partitions, keeping their order, as the runner writes a topic
+// of n partitions.
+func (s *snapshot) repartition(topic string, n int32) {
+	var all []record
+	for p := range s.counts[topic] {
+		all = append(all, s.records[topicPartition{topic, p}]...)
+		delete(s.records, topicPartition{topic, p})
+		delete(s.ends, topicPartition{topic, p})
+	}
+	s.counts[topic] = n
+	for _, r := range all {
+		tp := topicPartition{topic, murmur2Partition([]byte(r.key), n)}
+		r.offset = int64(len(s.records[tp]))
+		s.records[tp] = append(s.records[tp], r)
+	}
+	for p := range n {
+		end := int64(len(s.records[topicPartition{topic, p}]))
+		s.ends[topicPartition{topic, p}] = ends{0, end, end}
+	}
+}
+
+// keyIndexes returns the indexes in partition p of topic of key's records.
+func (s *snapshot) keyIndexes(topic string, p int32, key string) []int {
+	var out []int
+	for i, r := range s.records[topicPartition{topic, p}] {
+		if r.key == key {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 func TestEvaluate(t *testing.T) {
+	// base is not partitioned by murmur2, as a librdkafka producer
+	// (crc32) or a hand-written one may leave it: c is in partition 1,
+	// while murmur2 sends a, b and c to 0 and d to 1 (of 2). So T-echo[0]
+	// holds records from T[0] (a, b) and from T[1] (c).
 	base := map[int32][]string{
 		0: {"a=1", "b=-2", "a=3", "a=-4"},
 		1: {"c=5", "c=0", "d=7"},
 	}
+	// spread has key a in both partitions, as a random partitioner writes:
+	// the runner's task for each partition sums its own records of a, so
+	// T-sum has a's running sums 1, 3 (from T[0]) and 5, 4 (from T[1]).
+	spread := map[int32][]string{
+		0: {"a=1", "b=3", "a=2"},
+		1: {"a=5", "a=-1", "d=7"},
+	}
 	tests := []struct {
-		name  string
-		input map[int32][]string
-		alter func(s *snapshot)
-		want  []string // patterns, one per violation, in order
+		name   string
+		input  map[int32][]string
+		alter  func(s *snapshot)
+		want   []string // patterns, one per violation, in order
+		spread int      // Report.SpreadKeys
 	}{
 		{name: "correct", input: base},
+		{
+			name: "input in crc32 partitions, as librdkafka's default partitioner writes",
+			// crc32 of 2: a, b, c and h to 1; d, e, f and g to 0.
+			input: map[int32][]string{0: {"d=1", "e=2", "d=3", "f=-4", "g=0"}, 1: {"a=5", "b=0", "a=7", "c=1", "h=-9"}},
+		},
 		{
 			name:  "empty input",
 			input: map[int32][]string{},
 			want:  []string{`^T: no committed input records; nothing to verify$`},
 		},
+		{name: "input key in two partitions, aggregated per partition", input: spread, spread: 1},
 		{
-			name:  "input key in two partitions",
-			input: map[int32][]string{0: {"a=1"}, 1: {"a=2"}},
-			want:  []string{`^T: key "a" is in partitions 0 and 1; its order across partitions is undefined$`},
+			name:  "key in two partitions: outputs of the two partitions interleaved otherwise",
+			input: spread,
+			alter: func(s *snapshot) {
+				// a's sums in T-sum[0] are 1, 3, 5, 4: make them 5, 1, 4, 3.
+				tp := topicPartition{"T-sum", 0}
+				ix := s.keyIndexes("T-sum", 0, "a")
+				for i, v := range []string{"5", "1", "4", "3"} {
+					s.records[tp][ix[i]].value = v
+				}
+			},
+			spread: 1,
+		},
+		{
+			name:  "key in two partitions: out of order within one",
+			input: spread,
+			alter: func(s *snapshot) {
+				// 3 before 1: T[0]'s sums reversed.
+				tp := topicPartition{"T-sum", 0}
+				ix := s.keyIndexes("T-sum", 0, "a")
+				for i, v := range []string{"3", "1", "5", "4"} {
+					s.records[tp][ix[i]].value = v
+				}
+			},
+			want: []string{`^T-sum: key "a" \(in input partitions 0 and 1\): record at partition 0 offset 0 is 3, not the next record of any input partition ` +
+				`\(next: 1 for input partition 0 offset 0; 5 for input partition 1 offset 0\): out of order; 4 records$`},
+			spread: 1,
+		},
+		{
+			name:  "key in two partitions: a record lost",
+			input: spread,
+			alter: func(s *snapshot) {
+				tp := topicPartition{"T-sum", 0}
+				ix := s.keyIndexes("T-sum", 0, "a")
+				s.records[tp] = slices.Delete(s.records[tp], ix[2], ix[2]+1) // T[1]'s first: 5
+			},
+			want:   []string{`^T-sum: key "a" \(in input partitions 0 and 1\): 1 record missing \(first: 5 for input partition 1 offset 0\); 3 records, want 4$`},
+			spread: 1,
+		},
+		{
+			name:  "key in two partitions: a record processed twice",
+			input: spread,
+			alter: func(s *snapshot) {
+				// T[1]'s a=5 twice: echo has it twice, the count runs 1, 2, 3.
+				for _, topic := range []string{"T-echo", "T-cnt"} {
+					tp := topicPartition{topic, 0}
+					ix := s.keyIndexes(topic, 0, "a")
+					s.records[tp] = slices.Insert(s.records[tp], ix[3], s.records[tp][ix[2]])
+				}
+				tp := topicPartition{"T-cnt", 0}
+				for i, n := range s.keyIndexes("T-cnt", 0, "a") {
+					s.records[tp][n].value = []string{"1", "2", "1", "2", "3"}[i]
+				}
+			},
+			want: []string{
+				`^T-echo: key "a" \(in input partitions 0 and 1\): 1 extra \(first at partition 0 offset \d+: a=5, repeated\); 5 records, want 4$`,
+				`^T-cnt: key "a" \(in input partitions 0 and 1\): 1 extra \(first at partition 0 offset \d+: 3\); 5 records, want 4$`,
+			},
+			spread: 1,
 		},
 		{
 			name:  "null input key",
 			input: map[int32][]string{0: {"a=1", "<null>=2"}},
 			// Echo has it; the aggregates skip it, as the runner does.
 			want: []string{`^T\[0\]: record at offset 1 has a null key; aggregations skip it$`},
+		},
+		{
+			name:  "null input key: echo in another partition, one lost",
+			input: map[int32][]string{0: {"a=1", "<null>=2"}, 1: {"<null>=3"}},
+			alter: func(s *snapshot) {
+				// murmur2_random sends a null key anywhere.
+				s.records[topicPartition{"T-echo", 0}] = append(s.records[topicPartition{"T-echo", 0}], s.records[topicPartition{"T-echo", 1}]...)
+				s.records[topicPartition{"T-echo", 1}] = nil
+				s.records[topicPartition{"T-echo", 0}] = slices.DeleteFunc(s.records[topicPartition{"T-echo", 0}],
+					func(r record) bool { return r.value == "2" })
+			},
+			want: []string{
+				`^T\[0\]: record at offset 1 has a null key; aggregations skip it$`,
+				`^T\[1\]: record at offset 0 has a null key; aggregations skip it$`,
+				`^T-echo: records with a null key: 1 record missing \(first: <null>=2 for input partition 0 offset 1\); 1 records, want 2$`,
+			},
 		},
 		{
 			name:  "input value not decimal",
@@ -119,42 +243,37 @@ func TestEvaluate(t *testing.T) {
 			name:  "aggregate key split over two partitions",
 			input: base,
 			alter: func(s *snapshot) {
-				tp := topicPartition{"T-sum", 0}
-				last := s.records[tp][len(s.records[tp])-1] // a=0
-				s.records[tp] = s.records[tp][:len(s.records[tp])-1]
+				from := topicPartition{"T-sum", 0}
+				ix := s.keyIndexes("T-sum", 0, "a")
+				last := s.records[from][ix[len(ix)-1]] // a's last sum, 0
+				s.records[from] = slices.Delete(s.records[from], ix[len(ix)-1], ix[len(ix)-1]+1)
 				s.records[topicPartition{"T-sum", 1}] = append(s.records[topicPartition{"T-sum", 1}], last)
 			},
 			want: []string{`^T-sum: key "a" is in partitions \[0 1\]; all of a key's records belong in one partition$`},
 		},
 		{
-			name:  "outputs partitioned unlike the input",
+			name:  "outputs not partitioned by murmur2",
 			input: base,
 			alter: func(s *snapshot) { s.moveKey("T-cnt", "d", 0) },
-			want: []string{`^T-cnt: 1 key outside the partition of their input \(first: key "d": input partition 1, output partition 0\); ` +
-				`outputs must be partitioned like the input \(murmur2\)$`},
+			want: []string{`^T-cnt: 1 key outside the partition murmur2 gives \(first: key "d" in partition 0, murmur2 gives 1\); ` +
+				`the runner partitions outputs by murmur2 of the key, as Java's producer does$`},
 		},
 		{
-			name:  "echo with another partition count is compared per key",
+			name:  "echo with another partition count",
 			input: base,
-			alter: func(s *snapshot) {
-				s.counts["T-echo"] = 3
-				s.ends[topicPartition{"T-echo", 2}] = ends{}
-				s.moveKey("T-echo", "d", 2)
-			},
-			want: []string{`^T-echo: 3 partitions, input has 2; records are compared per key only$`},
+			alter: func(s *snapshot) { s.repartition("T-echo", 3) },
 		},
 		{
 			name:  "echo with another partition count, one record lost",
 			input: base,
 			alter: func(s *snapshot) {
-				s.counts["T-echo"] = 3
-				s.ends[topicPartition{"T-echo", 2}] = ends{}
-				tp := topicPartition{"T-echo", 1}
-				s.records[tp] = s.records[tp][1:] // c=5
+				s.repartition("T-echo", 3)
+				tp := topicPartition{"T-echo", 1} // murmur2 of 3: a and c to 1
+				ix := s.keyIndexes("T-echo", 1, "c")
+				s.records[tp] = slices.Delete(s.records[tp], ix[0], ix[0]+1) // c=5
 			},
 			want: []string{
-				`^T-echo: 3 partitions, input has 2; records are compared per key only$`,
-				`^T-echo: key "c": missing record c=5 for input partition 1 offset 0 \(before partition 1 offset 1\); 1 records, want 2$`,
+				`^T-echo\[1\]: missing record c=5 for input partition 1 offset 0 \(before partition 1 offset 4\); 1 records, want 2$`,
 			},
 		},
 		{
@@ -164,17 +283,32 @@ func TestEvaluate(t *testing.T) {
 				tp := topicPartition{"T-echo", 0}
 				s.records[tp] = s.records[tp][:1]
 			},
-			want: []string{`^T-echo\[0\]: 3 records missing, for input partition 0 offsets 1..3 \(first b=-2\) \(at the end\); 1 records, want 4$`},
+			want: []string{
+				`^T-echo\[0\]: 3 records missing, for input partition 0 offsets 1..3 \(first b=-2\) \(at the end\); 1 records, want 4$`,
+				`^T-echo\[0\]: records from T\[1\]: 2 records missing, for input partition 1 offsets 0..1 \(first c=5\) \(at the end\); 0 records, want 2$`,
+			},
+		},
+		{
+			name:  "echo reordered across keys of one input partition",
+			input: base,
+			alter: func(s *snapshot) {
+				recs := s.records[topicPartition{"T-echo", 0}]
+				recs[0].value, recs[1].value, recs[0].key, recs[1].key = recs[1].value, recs[0].value, recs[1].key, recs[0].key
+			},
+			want: []string{`^T-echo\[0\]: records at partition 0 offsets 0 and 1 are out of order: got b=-2, a=1; want a=1, b=-2 \(input offsets 0, 1\)$`},
 		},
 		{
 			name:  "wrong values from a point on: a replay against stale state",
 			input: base,
 			alter: func(s *snapshot) {
 				tp := topicPartition{"T-sum", 0}
-				s.records[tp] = append(s.records[tp][:2:2],
-					record{offset: 2, key: "a", value: "4"}, // a: 1+3
-					record{offset: 3, key: "a", value: "7"}, // a=3 applied twice
-					record{offset: 4, key: "a", value: "3"})
+				ix := s.keyIndexes("T-sum", 0, "a")
+				s.records[tp][ix[1]].value = "4" // a: 1+3
+				s.records[tp][ix[2]].value = "7" // a=3 applied twice
+				s.records[tp] = slices.Insert(s.records[tp], ix[2]+1, record{key: "a", value: "3"})
+				for i := range s.records[tp] {
+					s.records[tp][i].offset = int64(i)
+				}
 			},
 			want: []string{`^T-sum: key "a": record #2 at partition 0 offset 3 is 7, want 0 \(input partition 0 offset 3\); 4 records, want 3$`},
 		},
@@ -220,6 +354,9 @@ func TestEvaluate(t *testing.T) {
 			if r.OK != (len(tt.want) == 0) {
 				t.Errorf("OK = %v with %d violations", r.OK, len(r.Violations))
 			}
+			if r.SpreadKeys != tt.spread {
+				t.Errorf("SpreadKeys = %d, want %d", r.SpreadKeys, tt.spread)
+			}
 		})
 	}
 }
@@ -257,7 +394,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	input := map[int32][]string{}
 	for range 100_000 {
 		k, v := seq.next()
-		p := javaPartition([]byte(k), 4)
+		p := murmur2Partition([]byte(k), 4)
 		input[p] = append(input[p], k+"="+formatDecimal(v))
 	}
 	s := memSnapshot(4, input)

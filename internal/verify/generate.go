@@ -32,6 +32,12 @@ type GenerateConfig struct {
 	// Seed selects the sequence of keys and values: the same seed, Records
 	// and Keys give the same records, partitions and order.
 	Seed int64
+	// Partitioner spreads the records over the partitions: PartitionMurmur2
+	// (default; Java's producer), PartitionCRC32 (librdkafka's default, as
+	// kcat and Confluent's Python client write) or PartitionRandom (a key's
+	// records land in several partitions). The records themselves, keys and
+	// values in order, depend on Seed only.
+	Partitioner string
 	// Rate limits the writes to this many records per second; 0 means
 	// unlimited.
 	Rate int
@@ -64,6 +70,9 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 	if c.Partitions == 0 {
 		c.Partitions = defaultPartitions
 	}
+	if c.Partitioner == "" {
+		c.Partitioner = PartitionMurmur2
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,6 +95,9 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate %d < 0", c.Rate))
 	}
+	if err := checkPartitioner(c.Partitioner); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("verify: generate: invalid config: %w", errors.Join(errs...))
 	}
@@ -96,9 +108,11 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 // with an idempotent producer (kgo's default: retries cannot duplicate or
 // reorder records within a partition, so the input itself is exact). Record i
 // has key "k<j>", j drawn from [0, Keys), and a decimal value drawn from
-// [-1000, 1000], both from the seeded sequence. Keys are partitioned with
-// murmur2, as Java's default partitioner does, so a key's records are in one
-// partition, in generation order.
+// [-1000, 1000], both from the seeded sequence. Keys are partitioned by
+// cfg.Partitioner: with murmur2 (the default, as Java's producer) or crc32 (as
+// librdkafka's default) a key's records are in one partition, in generation
+// order; with random they are spread over the partitions, each partition
+// holding the key's records in generation order.
 //
 // Progress (records acknowledged, percent, rate) is logged at most once a
 // second. Generate returns once every record is acknowledged, or the first
@@ -112,8 +126,9 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
-		// Java's default: murmur2 of the key, modulo the partition count.
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// Each record's partition is computed here (partition.go), so that
+		// it is the named partitioner's and not a client's approximation.
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence requires acks=all
 	)
 	if err != nil {
@@ -150,6 +165,7 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 	start := time.Now()
 	stopProgress := startProgress(log, cfg.Records, start, &acked)
 
+	partition := recordPartitioner(cfg.Partitioner, cfg.Seed, count)
 	seq := newSequence(cfg.Seed, cfg.Keys)
 	for i := 0; i < cfg.Records && ctx.Err() == nil; i++ {
 		if cfg.Rate > 0 {
@@ -162,6 +178,7 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 		}
 		key, value := seq.next()
 		rec := &kgo.Record{Key: []byte(key), Value: strconv.AppendInt(nil, value, 10)}
+		rec.Partition = partition(rec.Key)
 		cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			if err != nil {
 				fail(fmt.Errorf("record %d (key %s) to partition %d: %w", i, r.Key, r.Partition, err))
@@ -184,10 +201,26 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("verify: generate: %w", ctx.Err())
 	}
-	log.Info("verify generate: done", "records", res.Records, "keys", cfg.Keys, "seed", cfg.Seed,
+	log.Info("verify generate: done", "records", res.Records, "keys", cfg.Keys, "seed", cfg.Seed, "partitioner", cfg.Partitioner,
 		"elapsed", elapsed.Round(time.Millisecond), "rate", progress.Rate(int64(res.Records), elapsed))
 	return res, nil
 }
+
+// recordPartitioner returns the partition of each next record for the named
+// partitioner (validated) over partitions partitions. The random one draws
+// from its own sequence, seeded from seed, so that the keys and values do not
+// depend on the partitioner.
+func recordPartitioner(name string, seed int64, partitions int32) func(key []byte) int32 {
+	if fn, ok := keyPartitioner(name); ok {
+		return func(key []byte) int32 { return fn(key, partitions) }
+	}
+	draws := newSequence(seed^randomPartitionSalt, 1)
+	return func([]byte) int32 { return int32(draws.uint64() % uint64(partitions)) }
+}
+
+// randomPartitionSalt separates the random partitioner's sequence from the
+// records' sequence of the same seed.
+const randomPartitionSalt = 0x5deece66d
 
 // startProgress logs acknowledged records, percent and rate every
 // progressEvery until the returned stop is called; stop waits for the logger

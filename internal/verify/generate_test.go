@@ -11,48 +11,6 @@ import (
 	"time"
 )
 
-// murmur2 is Kafka's Utils.murmur2, written out here from the Java source so
-// that the generator's partitioning is checked against Java's, not against
-// the client the generator uses.
-func murmur2(data []byte) int32 {
-	const (
-		seed = 0x9747b28c
-		m    = 0x5bd1e995
-		r    = 24
-	)
-	n := len(data)
-	h := uint32(seed) ^ uint32(n)
-	for i := 0; i+4 <= n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	tail := data[n&^3:]
-	switch len(tail) {
-	case 3:
-		h ^= uint32(tail[2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(tail[1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(tail[0])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return int32(h)
-}
-
-// javaPartition is Java's default partition of a keyed record.
-func javaPartition(key []byte, partitions int32) int32 {
-	return (murmur2(key) & 0x7fffffff) % partitions
-}
-
 func TestMurmur2(t *testing.T) {
 	// Kafka's UtilsTest.testMurmur2 vectors.
 	for in, want := range map[string]int32{
@@ -123,7 +81,7 @@ func TestGenerate(t *testing.T) {
 			if !strings.HasPrefix(key, "k") || err != nil || i < 0 || i >= keys {
 				t.Fatalf("key %q is not k<i> with i in [0, %d)", key, keys)
 			}
-			if want := javaPartition(r.Key, parts); p != want {
+			if want := murmur2Partition(r.Key, parts); p != want {
 				t.Errorf("key %q in partition %d, Java's partitioner says %d", key, p, want)
 			}
 			v, err := strconv.ParseInt(string(r.Value), 10, 64)

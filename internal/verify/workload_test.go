@@ -92,7 +92,9 @@ func (m *memTask) push(n *topology.Node, r topology.Record) error {
 		if err != nil {
 			return err
 		}
-		m.out = append(m.out, &kgo.Record{Topic: topic, Partition: m.partition, Key: k, Value: v})
+		// The runner's producer partitions by murmur2 of the key, whatever
+		// partition the input record came from.
+		m.out = append(m.out, &kgo.Record{Topic: topic, Partition: murmur2Partition(k, testPartitions), Key: k, Value: v})
 	}
 	return nil
 }
@@ -215,9 +217,11 @@ func (s *memStore) Range(from, to any, fn func(key, value any) error) error {
 
 // TestWorkload runs the whole workload against kfake: Generate writes the
 // input, Topology() runs in memTasks that write their outputs in
-// transactions, and Check judges. The runs differ in what happens when a
-// transaction fails halfway: the exactly-once path passes, the classic
-// failures fail.
+// transactions, and Check judges. The runs differ in how the input is
+// partitioned (murmur2 as Java's producer, crc32 as librdkafka's default, at
+// random so that keys are spread over partitions) and in what happens when a
+// transaction fails halfway: the exactly-once path passes with any input,
+// the classic failures fail with any input.
 func TestWorkload(t *testing.T) {
 	const (
 		n     = 1200
@@ -230,6 +234,7 @@ func TestWorkload(t *testing.T) {
 		exactlyOnce             // abort the transaction, drop pending state, reprocess
 		atLeastOnce             // outputs already committed, state and offsets rolled back, reprocess
 		stateTooEarly           // outputs aborted but state already applied, reprocess
+		lost                    // outputs and state aborted, offsets committed past them: no reprocess
 	)
 	tests := []struct {
 		name string
@@ -241,101 +246,112 @@ func TestWorkload(t *testing.T) {
 		{"exactly once: abort and replay", exactlyOnce, nil},
 		{"at least once: outputs committed, replay", atLeastOnce, OutputTopics(testInput)},
 		{"state applied before the commit, replay", stateTooEarly, []string{"T-sum", "T-cnt"}},
+		{"outputs aborted, offsets committed: lost", lost, OutputTopics(testInput)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			brokers := newCluster(t, testPartitions, OutputTopics(testInput)...)
-			ctx := testContext(t)
-			if _, err := Generate(ctx, GenerateConfig{Brokers: brokers, Topic: testInput, Records: n, Keys: keys, Partitions: testPartitions, Seed: 11}); err != nil {
-				t.Fatal(err)
-			}
-			topo, err := Topology(testInput)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prod := newClient(t, brokers, kgo.TransactionalID("workload"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			txn := func(recs []*kgo.Record, commit kgo.TransactionEndTry) {
-				t.Helper()
-				if err := prod.BeginTransaction(); err != nil {
+	for _, partitioner := range partitioners {
+		for _, tt := range tests {
+			t.Run(partitioner+"/"+tt.name, func(t *testing.T) {
+				brokers := newCluster(t, testPartitions, OutputTopics(testInput)...)
+				ctx := testContext(t)
+				if _, err := Generate(ctx, GenerateConfig{Brokers: brokers, Topic: testInput, Records: n, Keys: keys,
+					Partitions: testPartitions, Seed: 11, Partitioner: partitioner}); err != nil {
 					t.Fatal(err)
 				}
-				if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				topo, err := Topology(testInput)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if err := prod.EndTransaction(ctx, commit); err != nil {
-					t.Fatal(err)
+				prod := newClient(t, brokers, kgo.TransactionalID("workload"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+				txn := func(recs []*kgo.Record, commit kgo.TransactionEndTry) {
+					t.Helper()
+					if err := prod.BeginTransaction(); err != nil {
+						t.Fatal(err)
+					}
+					if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+					if err := prod.EndTransaction(ctx, commit); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
 
-			commits := map[int32]int64{}
-			failed := false
-			input := consumeN(t, brokers, testInput, n)
-			for p := range int32(testPartitions) {
-				recs := input[p]
-				task := newMemTask(t, topo, p)
-				for from := 0; from < len(recs); from += chunk {
-					batch := recs[from:min(from+chunk, len(recs))]
-					run := func() {
-						for _, r := range batch {
-							if err := task.process(r); err != nil {
-								t.Fatal(err)
+				commits := map[int32]int64{}
+				failed := false
+				input := consumeN(t, brokers, testInput, n)
+				for p := range int32(testPartitions) {
+					recs := input[p]
+					task := newMemTask(t, topo, p)
+					for from := 0; from < len(recs); from += chunk {
+						batch := recs[from:min(from+chunk, len(recs))]
+						run := func() {
+							for _, r := range batch {
+								if err := task.process(r); err != nil {
+									t.Fatal(err)
+								}
 							}
 						}
-					}
-					run()
-					if !failed && tt.fail != none && from > 0 {
-						// The transaction fails once, in the middle of the input.
-						failed = true
-						switch tt.fail {
-						case exactlyOnce:
-							txn(task.abort(), kgo.TryAbort)
-						case atLeastOnce:
-							txn(task.abort(), kgo.TryCommit)
-						case stateTooEarly:
-							txn(task.commit(), kgo.TryAbort)
-						}
 						run()
+						if !failed && tt.fail != none && from > 0 {
+							// The transaction fails once, in the middle of the input.
+							failed = true
+							switch tt.fail {
+							case exactlyOnce:
+								txn(task.abort(), kgo.TryAbort)
+								run()
+							case atLeastOnce:
+								txn(task.abort(), kgo.TryCommit)
+								run()
+							case stateTooEarly:
+								txn(task.commit(), kgo.TryAbort)
+								run()
+							case lost:
+								txn(task.abort(), kgo.TryAbort)
+							}
+						}
+						txn(task.commit(), kgo.TryCommit)
+						commits[p] = batch[len(batch)-1].Offset + 1
 					}
-					txn(task.commit(), kgo.TryCommit)
-					commits[p] = batch[len(batch)-1].Offset + 1
 				}
-			}
-			if tt.fail != none && !failed {
-				t.Fatal("no partition had two transactions: no failure injected")
-			}
-			commitOffsets(t, brokers, testGroup, testInput, commits)
+				if tt.fail != none && !failed {
+					t.Fatal("no partition had two transactions: no failure injected")
+				}
+				commitOffsets(t, brokers, testGroup, testInput, commits)
 
-			r, err := Check(ctx, CheckConfig{Brokers: brokers, Input: testInput, Group: testGroup})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.want == nil {
-				if !r.OK {
-					t.Fatalf("%s\n  %s", r.Verdict(), strings.Join(r.Violations, "\n  "))
+				r, err := Check(ctx, CheckConfig{Brokers: brokers, Input: testInput, Group: testGroup})
+				if err != nil {
+					t.Fatal(err)
 				}
-				if r.InputRecords != n || r.Keys != keys {
-					t.Errorf("%s; want %d records, %d keys", r.Verdict(), n, keys)
+				if spread := r.SpreadKeys > 0; spread != (partitioner == PartitionRandom) {
+					t.Errorf("SpreadKeys = %d with the %s partitioner", r.SpreadKeys, partitioner)
 				}
-				return
-			}
-			t.Logf("%s\n  %s", r.Verdict(), strings.Join(r.Violations[:min(len(r.Violations), 5)], "\n  "))
-			if r.OK {
-				t.Fatalf("want violations in %v, got %s", tt.want, r.Verdict())
-			}
-			seen := map[string]bool{}
-			for _, v := range r.Violations {
-				subj, _, _ := strings.Cut(v, ":")
-				subj, _, _ = strings.Cut(subj, "[")
-				seen[subj] = true
-			}
-			for _, topic := range tt.want {
-				if !seen[topic] {
-					t.Errorf("no violation on %s", topic)
+				if tt.want == nil {
+					if !r.OK {
+						t.Fatalf("%s\n  %s", r.Verdict(), strings.Join(r.Violations, "\n  "))
+					}
+					if r.InputRecords != n || r.Keys != keys {
+						t.Errorf("%s; want %d records, %d keys", r.Verdict(), n, keys)
+					}
+					return
 				}
-			}
-			if tt.fail == stateTooEarly && seen["T-echo"] {
-				t.Errorf("violations on T-echo, whose records are right: %v", r.Violations)
-			}
-		})
+				t.Logf("%s\n  %s", r.Verdict(), strings.Join(r.Violations[:min(len(r.Violations), 5)], "\n  "))
+				if r.OK {
+					t.Fatalf("want violations in %v, got %s", tt.want, r.Verdict())
+				}
+				seen := map[string]bool{}
+				for _, v := range r.Violations {
+					subj, _, _ := strings.Cut(v, ":")
+					subj, _, _ = strings.Cut(subj, "[")
+					seen[subj] = true
+				}
+				for _, topic := range tt.want {
+					if !seen[topic] {
+						t.Errorf("no violation on %s", topic)
+					}
+				}
+				if tt.fail == stateTooEarly && seen["T-echo"] {
+					t.Errorf("violations on T-echo, whose records are right: %v", r.Violations)
+				}
+			})
+		}
 	}
 }
