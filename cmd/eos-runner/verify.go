@@ -41,6 +41,8 @@ func verifyCmd(g *globals) *cobra.Command {
 	generate.Flags().IntVar(&gen.Partitions, "partitions", 4, "partitions when creating the topic")
 	generate.Flags().Int64Var(&gen.Seed, "seed", 1, "random seed")
 	generate.Flags().IntVar(&gen.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	generate.Flags().StringVar(&gen.Partitioner, "partitioner", verify.PartitionMurmur2,
+		"how records are spread over partitions: murmur2 (Java's producer), crc32 (librdkafka's default, as kcat), random (keys spread over partitions)")
 
 	var input, instance string
 	var commitInterval time.Duration

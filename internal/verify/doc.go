@@ -9,16 +9,20 @@
 //     producer: key "k<i>" for i in [0, K), value a decimal integer in
 //     [-1000, 1000], both drawn from a seeded generator, so a seed names the
 //     input exactly. Keys are partitioned with murmur2, as Java's default
-//     partitioner does.
+//     partitioner does, or on request with crc32 (librdkafka's default) or
+//     at random. The input may as well come from any other producer.
 //  2. The runner runs Topology(T): T is echoed unchanged to T-echo, and each
 //     key's running sum, min, max and count go to T-sum, T-min, T-max and
 //     T-cnt, one output record per input record. The four aggregates live in
 //     stores sum, min, max and cnt, each with its changelog, so a crash in the
 //     middle of a transaction exercises restore as well as the output path.
 //  3. Check reads T and every output with read_committed and proves, per key
-//     and per partition, that each output holds exactly the records the
-//     input implies, in order; that no transaction is left open; and that the
-//     group's committed offsets cover the whole input.
+//     and per input partition, that each output holds exactly the records the
+//     input implies, in the order the runner guarantees (each input
+//     partition's in input order); that no transaction is left open; and that
+//     the group's committed offsets cover the whole input. It assumes nothing
+//     of how the input was partitioned: a key spread over several input
+//     partitions is aggregated per input partition, as the runner's tasks do.
 //
 // Why running aggregates: a duplicate or lost input record changes every later
 // sum and count of its key, a record processed against state that was

@@ -372,6 +372,11 @@ func TestVerdict(t *testing.T) {
 			"PASS: 100000 input records, 5 outputs x 100000, 1000 keys",
 		},
 		{
+			Report{InputRecords: 10, Keys: 3, SpreadKeys: 2, OK: true,
+				Outputs: map[string]int64{"a": 10, "b": 10, "c": 10, "d": 10, "e": 10}},
+			"PASS: 10 input records, 5 outputs x 10, 3 keys (2 in several input partitions)",
+		},
+		{
 			Report{Violations: []string{"T-sum: key \"k1\": x", "T-echo[2]: y", "T-sum[0]: open transaction", "group app: T[1]: z"}},
 			"FAIL: 4 violations (T-sum 2, T-echo 1, group app 1)",
 		},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,69 @@ func TestMurmur2(t *testing.T) {
 		if got := murmur2([]byte(in)); got != want {
 			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+func TestCRC32Partition(t *testing.T) {
+	// librdkafka's consistent_random over 7 partitions, as v2.11.1 (the one
+	// confluent-kafka-go v2.11.1 bundles) placed these keys. k0, k1, k42,
+	// k999 and foobar have the top bit of their CRC set: masking it, as
+	// murmur2's partitioner does, would give another partition.
+	for key, want := range map[string]int32{"k0": 0, "k1": 0, "k2": 4, "k42": 0, "k999": 1, "foobar": 6} {
+		if got := crc32Partition([]byte(key), 7); got != want {
+			t.Errorf("crc32Partition(%q, 7) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+// TestGeneratePartitioners: the partitioner decides only where records go.
+// murmur2 and crc32 put a key's records in the partition their hash gives;
+// random spreads them; the records themselves are the seed's.
+func TestGeneratePartitioners(t *testing.T) {
+	const n, keys, parts = 600, 10, 3
+	brokers := newCluster(t, 0)
+	var same []string
+	for _, name := range partitioners {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Generate(testContext(t), GenerateConfig{Brokers: brokers, Topic: name, Records: n, Keys: keys,
+				Partitions: parts, Seed: 5, Partitioner: name}); err != nil {
+				t.Fatal(err)
+			}
+			var all []string
+			perKey := map[string][]int32{} // partitions holding the key
+			for p, recs := range consumeN(t, brokers, name, n) {
+				for _, r := range recs {
+					all = append(all, string(r.Key)+"="+string(r.Value))
+					if !slices.Contains(perKey[string(r.Key)], p) {
+						perKey[string(r.Key)] = append(perKey[string(r.Key)], p)
+					}
+					if fn, ok := keyPartitioner(name); ok {
+						if want := fn(r.Key, parts); p != want {
+							t.Errorf("key %s in partition %d, %s gives %d", r.Key, p, name, want)
+						}
+					}
+				}
+			}
+			spread := 0
+			for _, ps := range perKey {
+				if len(ps) > 1 {
+					spread++
+				}
+			}
+			if want := name == PartitionRandom; (spread > 0) != want {
+				t.Errorf("%d keys in several partitions with %s", spread, name)
+			}
+			slices.Sort(all)
+			if same == nil {
+				same = all
+			} else if !slices.Equal(all, same) {
+				t.Errorf("%s wrote other records than %s for the same seed", name, partitioners[0])
+			}
+		})
+	}
+	if _, err := Generate(testContext(t), GenerateConfig{Brokers: brokers, Topic: "x", Records: 1, Partitioner: "sticky"}); err == nil ||
+		!strings.Contains(err.Error(), `partitioner "sticky": want one of murmur2, crc32, random`) {
+		t.Errorf("unknown partitioner: error %v", err)
 	}
 }
 
