@@ -194,7 +194,7 @@ func TestRepartitionTopicsArePurged(t *testing.T) {
 	cfg := baseConfig(b.addr, topic+"-app", t)
 	cfg.RepartitionPurgeIntervalMs = 100
 	_, stop := runInProcess(t, cfg, topo)
-	rekey := topology.TopicName(cfg.ApplicationID, "rekey", true)
+	rekey := topology.TopicName(cfg.ApplicationID, "rekey-repartition", true)
 	waitFor(t, 2*time.Minute, "every repartitioned record committed", func() bool {
 		return k.committed(ctx, cfg.ApplicationID, rekey) == records
 	})
