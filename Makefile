@@ -36,9 +36,12 @@ integration:
 	$(GO) test -count=1 -timeout 20m -v ./integration/ 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
 # Fault-injection soak: more records, more kills, random seeds; prints a
-# summary table (case, records, kills, rebalances, restarts, time, verdict).
+# summary table (case, records, kills, cuts, rebalances, restarts, time,
+# verdict). Under the race detector: the runner processes are built with
+# -race (a race report in a runner's log fails its case), and so is the test
+# binary, for the runners the tests run in-process.
 chaos:
-	EOS_CHAOS=1 $(GO) test -count=1 -timeout 90m -v -run 'TestFaults|TestSIGKILL' ./integration/ 2>&1 | tee chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:|\s+case|\s+[a-z-]+\s+[0-9]+)' ; exit $${PIPESTATUS[0]}
+	EOS_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v -run 'TestFaults|TestFailurePaths|TestSIGKILL' ./integration/ 2>&1 | tee chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:|\s+case|\s+[a-z-]+\s+[0-9]+)' ; exit $${PIPESTATUS[0]}
 
 # Benchmarks: throughput, CPU per record, RSS, latency and restore speed,
 # as ratios against a raw librdkafka copy through the same broker; writes

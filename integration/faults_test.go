@@ -24,6 +24,7 @@ type faultStats struct {
 	name       string
 	records    int
 	kills      int
+	cuts       int // network cuts (failure paths' network-partition case)
 	rebalances int
 	restarts   int
 	elapsed    time.Duration
@@ -197,9 +198,9 @@ func TestFaults(t *testing.T) {
 		})
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-32s %9s %6s %11s %9s %9s  %s\n", "case", "records", "kills", "rebalances", "restarts", "time", "verdict")
+	fmt.Fprintf(&sb, "\n%-32s %9s %6s %5s %11s %9s %9s  %s\n", "case", "records", "kills", "cuts", "rebalances", "restarts", "time", "verdict")
 	for _, s := range summary {
-		fmt.Fprintf(&sb, "%-32s %9d %6d %11d %9d %9s  %s\n", s.name, s.records, s.kills, s.rebalances, s.restarts,
+		fmt.Fprintf(&sb, "%-32s %9d %6d %5d %11d %9d %9s  %s\n", s.name, s.records, s.kills, s.cuts, s.rebalances, s.restarts,
 			s.elapsed.Round(time.Second), s.verdict)
 	}
 	t.Log(sb.String())

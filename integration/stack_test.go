@@ -19,8 +19,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// binary is the eos-runner built once by TestMain.
-var binary string
+// binary is the eos-runner built once by TestMain; runners run it.
+// brokerBinary runs the embedded broker: the same build, except under
+// EOS_CHAOS, where binary is built with -race (each runner's log is searched
+// for the race detector's reports) and the broker keeps a normal build, so
+// that its timing stays what the fault cases are tuned for.
+var binary, brokerBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "eos-it-bin")
@@ -28,12 +32,20 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "eos-runner")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/eos-runner")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build eos-runner:", err)
-		os.Exit(1)
+	build := func(out string, flags ...string) string {
+		path := filepath.Join(dir, out)
+		cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", path, "../cmd/eos-runner")...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build eos-runner:", err)
+			os.Exit(1)
+		}
+		return path
+	}
+	binary = build("eos-runner")
+	brokerBinary = binary
+	if os.Getenv("EOS_CHAOS") != "" {
+		binary = build("eos-runner-race", "-race")
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -69,7 +81,7 @@ func (b *brokerProc) external() bool { return b.cmd == nil && b.dataDir == "" }
 func (b *brokerProc) start() {
 	t := b.t
 	t.Helper()
-	cmd := exec.Command(binary, "broker", "--listen", b.addr, "--data-dir", b.dataDir, "--log-level", "warn")
+	cmd := exec.Command(brokerBinary, "broker", "--listen", b.addr, "--data-dir", b.dataDir, "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +137,12 @@ type runnerProc struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs []map[string]any
-	done chan struct{}
-	err  error
+	// plain are the stderr lines that are not JSON log records: the CLI's
+	// final error line, the race detector's reports, goroutine dumps.
+	plain []string
+	races int // race detector reports ("WARNING: DATA RACE") seen
+	done  chan struct{}
+	err   error
 }
 
 func startRunner(t *testing.T, args ...string) *runnerProc {
@@ -147,17 +163,46 @@ func startRunner(t *testing.T, args ...string) *runnerProc {
 		for sc.Scan() {
 			raw.Write(append(sc.Bytes(), '\n'))
 			var m map[string]any
+			r.mu.Lock()
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				r.mu.Lock()
 				r.logs = append(r.logs, m)
-				r.mu.Unlock()
+			} else {
+				line := sc.Text()
+				if len(r.plain) < 10_000 {
+					r.plain = append(r.plain, line)
+				}
+				if strings.Contains(line, "WARNING: DATA RACE") {
+					r.races++
+				}
 			}
+			r.mu.Unlock()
 		}
 		r.err = cmd.Wait()
 		close(r.done)
 	}()
-	t.Cleanup(func() { r.kill() })
+	t.Cleanup(func() {
+		r.kill()
+		// A runner built with -race (EOS_CHAOS) reports each race on stderr
+		// and goes on; any report fails the test that ran it.
+		if n := r.raceReports(); n > 0 {
+			t.Errorf("runner pid %d: %d data race report(s) from the race detector; see %s", cmd.Process.Pid, n, raw.Name())
+		}
+	})
 	return r
+}
+
+// raceReports is the number of race detector reports the runner printed.
+func (r *runnerProc) raceReports() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.races
+}
+
+// plainLines returns the stderr lines that were not JSON log records.
+func (r *runnerProc) plainLines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.plain...)
 }
 
 // kill sends SIGKILL and waits.

@@ -1,0 +1,1043 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	byteorder "encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/eos-runner/eos-runner/internal/verify"
+	"github.com/eos-runner/eos-runner/processor"
+	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
+)
+
+// Failure paths of the exactly-once protocol (issue 8): a failure found
+// while a commit is due, a fatal exit from a punctuator, revocations in the
+// middle of large restores, and a runner cut off from the broker by the
+// network until it is a zombie. Each case proves what must hold on its
+// path, and ends (where the input is valid) with `verify check` passing.
+// EOS_CHAOS=1 runs more trials, records and faults, with a random seed; the
+// rows join TestFaults' summary table.
+func TestFailurePaths(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, b *brokerProc, st *faultStats)
+	}{
+		{"poison-during-commit", failPoisonDuringCommit},
+		{"punctuator-fails", failPunctuator},
+		{"revoke-during-restore", failRevokeDuringRestore},
+		{"network-partition", failNetworkPartition},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBroker(t)
+			start := time.Now()
+			var st faultStats
+			defer func() {
+				st.name, st.elapsed = c.name, time.Since(start)
+				if t.Failed() {
+					st.verdict = "FAIL"
+				} else if st.verdict == "" {
+					st.verdict = "PASS"
+				} else {
+					st.verdict = "PASS (" + st.verdict + ")"
+				}
+				t.Logf("%s: records %d, kills %d, cuts %d, rebalances %d, restarts %d, %v: %s",
+					st.name, st.records, st.kills, st.cuts, st.rebalances, st.restarts, st.elapsed.Round(time.Second), st.verdict)
+				summaryMu.Lock()
+				summary = append(summary, st)
+				summaryMu.Unlock()
+			}()
+			c.run(t, b, &st)
+		})
+	}
+}
+
+// failPoisonDuringCommit: a one-partition input with one record that does
+// not deserialize at a random offset K, run under on.error=fail with a 20ms
+// commit interval, so that commits are due all the time and the poison
+// record lands in the middle of them. Every start must stop at the record,
+// exit non-zero naming its coordinates, and leave the group's committed
+// offset at exactly K; read_committed outputs and changelogs must hold
+// exactly the effects of the records before K.
+func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
+	const records, keys = 20_000, 100
+	trials, starts := scale(3, 12), scale(2, 3)
+	rng := rand.New(rand.NewPCG(seed(t), 8))
+	k := newKafka(t, b.addr)
+	var at []string
+	for trial := range trials {
+		topic := uniqueTopic("poison")
+		app := topic + "-verify"
+		poison := int64(records/10 + rng.IntN(records*8/10))
+		values := make([]string, records)
+		for i := range values {
+			values[i] = strconv.Itoa(rng.IntN(2001) - 1000)
+		}
+		values[poison] = "not-a-number"
+		produceInput(t, k, topic, 1, keys, values)
+		st.records += records
+		at = append(at, strconv.FormatInt(poison, 10))
+		coords := fmt.Sprintf("%s[0]@%d", topic, poison)
+		state := t.TempDir()
+		for start := range starts {
+			r := startRunner(t, append(processArgs(b.addr, topic, "a", state, 20*time.Millisecond), "--set", "on.error=fail")...)
+			if trial > 0 || start > 0 {
+				st.restarts++
+			}
+			select {
+			case <-r.done:
+			case <-time.After(3 * time.Minute):
+				t.Fatalf("trial %d, start %d: the runner did not stop at the poison record %s", trial, start, coords)
+			}
+			var ee *exec.ExitError
+			if !errors.As(r.err, &ee) {
+				t.Fatalf("trial %d, start %d: runner exit %v, want a non-zero exit at %s", trial, start, r.err, coords)
+			}
+			if !slices.ContainsFunc(r.plainLines(), func(l string) bool {
+				return strings.HasPrefix(l, "eos-runner:") && strings.Contains(l, coords)
+			}) {
+				t.Errorf("trial %d, start %d: exit %v; its error does not name the record %s: %q", trial, start, r.err, coords, r.plainLines())
+			}
+			switch c, ok := committedOffsets(t, k, app, topic)[0]; {
+			case !ok:
+				t.Errorf("trial %d, start %d: no committed offset, want exactly %d, the poison record's", trial, start, poison)
+			case c > poison:
+				t.Errorf("trial %d, start %d: committed offset %d is %d records past the poison record at %d", trial, start, c, c-poison, poison)
+			case c < poison:
+				t.Errorf("trial %d, start %d: committed offset %d, want exactly %d: the %d records before the poison record were not committed",
+					trial, start, c, poison, poison-c)
+			}
+			checkPrefix(t, k, app, topic, map[int32]int64{0: poison})
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		t.Logf("trial %d: poison at offset %d: %d starts each stopped there, committed %d, outputs exact", trial, poison, starts, poison)
+	}
+	st.verdict = fmt.Sprintf("%d trials x %d starts, poison at %s", trials, starts, strings.Join(at, ","))
+}
+
+// punctFault makes the test punctuator of one task fail once, at its first
+// punctuation at or after stream time at, by returning an error or by
+// panicking. (Stream time rather than a count of punctuations: a task
+// rebuilt after an abort counts again from zero, but replays the same
+// stream time.)
+type punctFault struct {
+	partition int32
+	at        time.Time
+	panics    bool
+	fired     atomic.Bool
+	// lastOffset is the offset of the record whose processing fired the
+	// failing punctuation: stream-time punctuators run right after the
+	// record that advances stream time, in the same transaction.
+	lastOffset atomic.Int64
+}
+
+// testPunctuator is a node beside the verification topology's: it forwards
+// nothing and schedules a stream-time punctuator, which fails as its fault
+// says (nil: never).
+type testPunctuator struct {
+	ctx   topology.ProcessorContext
+	fault *punctFault
+	last  int64
+}
+
+// punctuateEvery is the test punctuator's interval of stream time.
+const punctuateEvery = 100 * time.Millisecond
+
+func (p *testPunctuator) Init(ctx topology.ProcessorContext) error {
+	p.ctx = ctx
+	ctx.Schedule(punctuateEvery, topology.StreamTime, p.punctuate)
+	return nil
+}
+
+func (p *testPunctuator) Process(topology.Record) error {
+	if md, ok := p.ctx.RecordMetadata(); ok {
+		p.last = md.Offset
+	}
+	return nil
+}
+
+func (p *testPunctuator) punctuate(ts time.Time) error {
+	f := p.fault
+	if f == nil || p.ctx.Partition() != f.partition || ts.Before(f.at) || !f.fired.CompareAndSwap(false, true) {
+		return nil
+	}
+	f.lastOffset.Store(p.last)
+	if f.panics {
+		panic(fmt.Sprintf("test punctuator: injected panic at stream time %d, after offset %d", ts.UnixMilli(), p.last))
+	}
+	return fmt.Errorf("test punctuator: injected failure at stream time %d, after offset %d", ts.UnixMilli(), p.last)
+}
+
+func (p *testPunctuator) Close() error { return nil }
+
+// punctuatedVerifyTopology is verify.Topology(input) with the test
+// punctuator as one more child of the source: the same outputs, stores and
+// changelogs, so `verify check` judges its runs.
+func punctuatedVerifyTopology(t *testing.T, input string, fault *punctFault) *topology.Topology {
+	t.Helper()
+	str, dec := serde.String{}, serde.DecimalString{}
+	out := topology.Produced{Key: str, Value: dec}
+	topics := verify.OutputTopics(input) // echo, sum, min, max, cnt
+	b := topology.NewBuilder()
+	src := b.Stream([]string{input}, topology.Consumed{Key: str, Value: dec})
+	src.To(topics[0], out)
+	src.Process(func() topology.Processor { return &testPunctuator{fault: fault} }, topology.Named("test-punctuator"))
+	grouped := src.GroupByKey(topology.Grouped{Key: str, Value: dec})
+	for i, agg := range []struct {
+		store string
+		fn    func(a, x int64) int64
+	}{
+		{verify.StoreSum, func(a, x int64) int64 { return a + x }},
+		{verify.StoreMin, func(a, x int64) int64 { return min(a, x) }},
+		{verify.StoreMax, func(a, x int64) int64 { return max(a, x) }},
+	} {
+		grouped.Reduce(func(a, v any) (any, error) { return agg.fn(a.(int64), v.(int64)), nil },
+			topology.Materialized{Name: agg.store, Key: str, Value: serde.Int64{}}).ToStream().To(topics[1+i], out)
+	}
+	grouped.Count(topology.Materialized{Name: verify.StoreCnt, Key: str, Value: serde.Int64{}}).ToStream().To(topics[4], out)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// failPunctuator: a stream-time punctuator of one task fails (an error, or
+// a panic) in the middle of the input, right after a record of its task, in
+// an open transaction holding records of every partition. The runner must
+// exit with an error and commit nothing of that transaction: the failing
+// task's committed offset stays at or below the record that fired the
+// punctuation, and read_committed outputs and changelogs hold exactly the
+// records below the committed offsets. A restart without the fault then
+// processes everything exactly once.
+func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
+	const partitions = 4
+	records := scale(20_000, 60_000)
+	trials := scale(2, 6)
+	rng := rand.New(rand.NewPCG(seed(t), 9))
+	k := newKafka(t, b.addr)
+	ctx := context.Background()
+	for trial := range trials {
+		topic := uniqueTopic("punct-fail")
+		app := topic + "-verify"
+		// One record a millisecond of event time: each task punctuates about
+		// every 25 of its records. The fault strikes in the middle 80%.
+		base := produceTimed(t, k, topic, partitions, records, 500, rng, time.Millisecond)
+		st.records += records
+		fault := &punctFault{partition: int32(rng.IntN(partitions)), panics: trial%2 == 1,
+			at: base.Add(time.Duration(records/10+rng.IntN(records*8/10)) * time.Millisecond)}
+		cfg := baseConfig(b.addr, app, t)
+		cfg.CommitInterval = 200 * time.Millisecond
+		r, err := processor.New(cfg, punctuatedVerifyTopology(t, topic, fault),
+			processor.WithLogger(slog.New(slog.NewJSONHandler(logFile(t, fmt.Sprintf("punct-fail-%d", trial)), nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		err = r.Run(rctx) // returns by itself on the failure; the timeout bounds a broken runner
+		cancel()
+		if !fault.fired.Load() {
+			t.Fatalf("trial %d: the punctuator of task 0_%d never reached stream time %d (runner: %v)", trial, fault.partition, fault.at.UnixMilli(), err)
+		}
+		if err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Fatalf("trial %d: runner returned %v, want the punctuator's failure", trial, err)
+		}
+		st.kills++ // a fatal exit
+		last := fault.lastOffset.Load()
+		committed := committedOffsets(t, k, app, topic)
+		if c := committed[fault.partition]; c > last {
+			t.Errorf("trial %d: partition %d committed up to %d after the punctuator failed following offset %d: the failing transaction committed",
+				trial, fault.partition, c, last)
+		}
+		below := checkPrefix(t, k, app, topic, committed)
+		if t.Failed() {
+			t.Fatalf("trial %d: fatal exit left %v committed (failure after %s[%d]@%d)", trial, committed, topic, fault.partition, last)
+		}
+		how := "error"
+		if fault.panics {
+			how = "panic"
+		}
+		t.Logf("trial %d: punctuator %s in task 0_%d after offset %d: runner exited (%v); committed %v, %d records' effects visible, nothing more",
+			trial, how, fault.partition, last, firstLine(err), committed, below)
+
+		// The fault removed, a restart processes everything once.
+		_, stop := runInProcess(t, cfg, punctuatedVerifyTopology(t, topic, nil))
+		st.restarts++
+		waitFor(t, 3*time.Minute, "all input committed after the restart", func() bool {
+			return k.committed(ctx, app, topic) == int64(records)
+		})
+		if err := stop(); err != nil {
+			t.Fatalf("trial %d: restarted runner: %v", trial, err)
+		}
+		check(t, b.addr, topic)
+	}
+	st.verdict = fmt.Sprintf("%d fatal exits, none committed", st.kills)
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// failRevokeDuringRestore: instance a builds a lot of state; then, round by
+// round, b starts with no state while a is down and restores every store
+// partition from scratch, a joins and takes partitions from b in the middle
+// of those restores, a leaves again so that they move back to b (which
+// resumes them from their partial checkpoints), and c joins with no state
+// while b is still restoring. Every task must restore and run, and `verify
+// check` pass at the end.
+func failRevokeDuringRestore(t *testing.T, b *brokerProc, st *faultStats) {
+	initial, more := scale(400_000, 800_000), scale(40_000, 200_000)
+	rounds := scale(1, 4)
+	k := newKafka(t, b.addr)
+	topic := uniqueTopic("restore-moves")
+	e := &faultEnv{t: t, b: b, k: k, topic: topic, group: topic + "-verify", records: initial + more}
+	generate(t, b.addr, topic, initial, 50_000, 4)
+	f := newFleet(t, b.addr, topic, 100*time.Millisecond)
+	f.start("a")
+	e.progressTo(int64(initial), "a to process the initial input")
+	genDone := make(chan error, 1)
+	go func() {
+		_, err := verify.Generate(context.Background(), verify.GenerateConfig{Brokers: []string{b.addr}, Topic: topic,
+			Records: more, Keys: 50_000, Partitions: 4, Seed: 8, Rate: more / scale(20, 120)})
+		genDone <- err
+	}()
+	var revokedMid, returnedMid int
+	for round := range rounds {
+		// a leaves; b starts with no state and gets every partition.
+		f.term("a")
+		f.states["b"] = t.TempDir()
+		f.start("b")
+		rb := f.live["b"]
+		waitFor(t, 2*time.Minute, "b to own every partition and restore them", func() bool {
+			return len(rb.owned()) == 4 && len(restoreTrackOf(rb).restoring) > 0
+		})
+		// a joins while b restores: partitions move from b to a mid-restore.
+		f.start("a")
+		ra := f.live["a"]
+		waitFor(t, 2*time.Minute, "a to take partitions from b", func() bool { return len(ra.owned()) > 0 })
+		// a leaves again: they move back to b, still restoring or not.
+		f.term("a")
+		waitFor(t, 2*time.Minute, "b to own every partition again", func() bool { return len(rb.owned()) == 4 })
+		// c joins with no state, then a, while b may still be restoring.
+		f.states["c"] = t.TempDir()
+		f.start("c")
+		f.start("a")
+		waitFor(t, 3*time.Minute, "every task restored and running, and owned by a live instance", func() bool {
+			running := map[int32]bool{}
+			for _, r := range f.live {
+				tr := restoreTrackOf(r)
+				for p := range r.owned() {
+					if n := partitionOf(p); !tr.restoring[n] {
+						running[n] = true
+					}
+				}
+			}
+			return len(running) == 4
+		})
+		tr := restoreTrackOf(rb)
+		revokedMid += tr.revokedMid
+		returnedMid += tr.returnedMid
+		t.Logf("round %d: b had %d partitions revoked mid-restore, %d of them assigned back to it mid-restore; %+v restored",
+			round, tr.revokedMid, tr.returnedMid, rb.restores())
+		e.progressTo(e.committed()+1000, "progress with a, b and c")
+		// Back to a alone for the next round.
+		f.term("b")
+		f.term("c")
+		st.restarts += 4
+	}
+	if err := <-genDone; err != nil {
+		t.Fatalf("generate: %v", err)
+	}
+	e.progressTo(int64(e.records), "all input committed")
+	st.rebalances = f.rebalances()
+	f.stopAll()
+	if revokedMid == 0 {
+		t.Errorf("no partition was revoked while its restore was running: the case did not reach its path (restores too fast?)")
+	}
+	check(t, b.addr, topic)
+	st.records = e.records
+	st.verdict = fmt.Sprintf("%d revoked mid-restore, %d back mid-restore", revokedMid, returnedMid)
+}
+
+// restoreTrack is what a runner's log says of its restores, in order: a
+// partition is restoring from its assignment until its task runs.
+type restoreTrack struct {
+	restoring   map[int32]bool
+	revokedMid  int // partitions revoked while their task was restoring
+	returnedMid int // of those, assigned back to the same process
+}
+
+func restoreTrackOf(r *runnerProc) restoreTrack {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tr := restoreTrack{restoring: map[int32]bool{}}
+	cutShort := map[int32]bool{}
+	for _, l := range r.logs {
+		ps, _ := l["partitions"].([]any)
+		switch l["msg"] {
+		case "partitions assigned":
+			for _, p := range ps {
+				n := partitionOf(fmt.Sprint(p))
+				if cutShort[n] {
+					tr.returnedMid++
+					delete(cutShort, n)
+				}
+				tr.restoring[n] = true
+			}
+		case "partitions revoked":
+			for _, p := range ps {
+				n := partitionOf(fmt.Sprint(p))
+				if tr.restoring[n] {
+					tr.revokedMid++
+					cutShort[n] = true
+				}
+				delete(tr.restoring, n)
+			}
+		case "task running":
+			task, _ := l["task"].(string)
+			if _, p, ok := strings.Cut(task, "_"); ok {
+				n, _ := strconv.Atoi(p)
+				delete(tr.restoring, int32(n))
+			}
+		}
+	}
+	return tr
+}
+
+// partitionOf reads p from "topic[p]".
+func partitionOf(tp string) int32 {
+	i := strings.LastIndexByte(tp, '[')
+	n, _ := strconv.Atoi(strings.TrimSuffix(tp[i+1:], "]"))
+	return int32(n)
+}
+
+// failNetworkPartition: instance a reaches the broker only through a proxy
+// (kafkaProxy), which cuts it off, without closing a connection, until b
+// owns every partition (so for longer than the session timeout) and has
+// processed a's partitions; then the link heals, and a is a zombie with a
+// transaction of an old generation and epoch. Whatever it does then (its
+// commits are fenced, it notices it lost its partitions, or it stops), the
+// outputs must pass `verify check`.
+func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
+	records := scale(40_000, 300_000)
+	cuts := scale(1, 3)
+	k := newKafka(t, b.addr)
+	topic := uniqueTopic("netcut")
+	rng := rand.New(rand.NewPCG(seed(t), 10))
+	e := &faultEnv{t: t, b: b, k: k, topic: topic, group: topic + "-verify", records: records, rng: rng}
+	genDone := make(chan error, 1)
+	go func() {
+		_, err := verify.Generate(context.Background(), verify.GenerateConfig{Brokers: []string{b.addr}, Topic: topic,
+			Records: records, Keys: scale(500, 5000), Partitions: 4, Seed: int64(rng.Uint64() >> 1), Rate: records / scale(30, 150)})
+		genDone <- err
+	}()
+	waitFor(t, time.Minute, "input topic", func() bool { return k.endOffsets(context.Background(), topic) > 0 })
+	proxy := startKafkaProxy(t, b.addr)
+	// A 1s commit interval: the cut lands in an open transaction.
+	f := newFleet(t, b.addr, topic, time.Second)
+	f.startVia("a", proxy.addr())
+	f.start("b")
+	var evidence []string
+	for i := range cuts {
+		if r := f.live["a"]; r == nil || isDone(r) {
+			delete(f.live, "a")
+			f.startVia("a", proxy.addr())
+			st.restarts++
+		}
+		ra, rb := f.live["a"], f.live["b"]
+		waitFor(t, 2*time.Minute, "a and b both processing", func() bool {
+			return len(ra.find("task running")) > 0 && len(ra.owned()) > 0 && len(rb.find("task running")) > 0
+		})
+		if proxy.rewrites() == 0 {
+			t.Fatalf("a's clients never read broker addresses through the proxy: it is not cut off by it")
+		}
+		e.progressTo(max(e.committed()+1, e.randomPoint(i, cuts+1)), fmt.Sprintf("progress before cut %d", i+1))
+		proxy.cut()
+		cutAt := time.Now()
+		waitFor(t, 2*time.Minute, "b to own every partition while a is cut off", func() bool { return len(rb.owned()) == 4 })
+		// Heal at once, or once b has processed some of a's partitions: a
+		// wakes up in different states of its lost transaction.
+		e.progressTo(e.committed()+rng.Int64N(int64(records/10)), "b processing a's partitions while a is cut off")
+		assigned := len(ra.find("partitions assigned"))
+		proxy.heal()
+		t.Logf("cut %d: a cut off for %v (session timeout 6s); b took over its partitions", i+1, time.Since(cutAt).Round(100*time.Millisecond))
+		// a now either stops, or rejoins as a new member and is assigned
+		// partitions again.
+		waitFor(t, 2*time.Minute, "a to stop or to rejoin after the heal", func() bool {
+			if isDone(ra) {
+				return true
+			}
+			for _, l := range ra.find("partitions assigned")[assigned:] {
+				if ps, _ := l["partitions"].([]any); len(ps) > 0 {
+					return true
+				}
+			}
+			return false
+		})
+		ev := zombieEvidence(ra)
+		if len(ev) == 0 {
+			t.Errorf("cut %d: a neither lost its partitions, nor was fenced, nor stopped", i+1)
+		}
+		evidence = append(evidence, ev...)
+		t.Logf("cut %d: a afterwards: %s", i+1, strings.Join(ev, "; "))
+	}
+	if err := <-genDone; err != nil {
+		t.Fatalf("generate: %v", err)
+	}
+	e.progressTo(int64(records), "all input committed")
+	if r := f.live["a"]; r != nil && isDone(r) {
+		delete(f.live, "a")
+	}
+	st.rebalances = f.rebalances()
+	f.stopAll()
+	check(t, b.addr, topic)
+	st.records, st.cuts = records, cuts
+	st.verdict = fmt.Sprintf("zombie: %s", strings.Join(evidence, "; "))
+}
+
+func isDone(r *runnerProc) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// zombieEvidence lists how the cut-off runner learned that it was no longer
+// a member: its assignment declared lost, its transaction fenced by the
+// group or the producer epoch, or a fatal stop.
+func zombieEvidence(r *runnerProc) []string {
+	var ev []string
+	lost := 0
+	for _, l := range r.find("partitions revoked") {
+		if v, _ := l["lost"].(bool); v {
+			lost++
+		}
+	}
+	if lost > 0 {
+		ev = append(ev, fmt.Sprintf("%d lost-partition revocation(s)", lost))
+	}
+	if n := len(r.find("transaction aborted: this member was fenced by the group; waiting for the rebalance")); n > 0 {
+		ev = append(ev, fmt.Sprintf("%d transaction(s) fenced by the group", n))
+	}
+	fenced := 0
+	for _, l := range r.find("producer error") {
+		if strings.Contains(strings.ToLower(fmt.Sprint(l["err"])), "fenced") {
+			fenced++
+		}
+	}
+	if fenced > 0 {
+		ev = append(ev, fmt.Sprintf("producer fenced by the broker (%d error(s))", fenced))
+	}
+	for _, l := range r.find("runner stopping on error") {
+		ev = append(ev, fmt.Sprintf("stopped: %s", truncateText(fmt.Sprint(l["err"]), 160)))
+	}
+	if isDone(r) {
+		ev = append(ev, fmt.Sprintf("exit: %v", r.err))
+	}
+	return ev
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// startVia starts instance id as fleet.start does, with its clients
+// bootstrapping from brokers (a proxy).
+func (f *fleet) startVia(id, brokers string) {
+	if _, ok := f.states[id]; !ok {
+		f.states[id] = f.t.TempDir()
+	}
+	r := startRunner(f.t, processArgs(brokers, f.topic, id, f.states[id], f.commitInterval)...)
+	f.live[id] = r
+	f.all = append(f.all, r)
+	f.starts++
+}
+
+// kafkaProxy is a TCP proxy in front of a one-broker cluster, for one
+// runner to use as its bootstrap server. It rewrites the broker address in
+// Metadata, FindCoordinator and DescribeCluster responses to its own, so
+// every connection of that runner (consumer, producer, restore consumer,
+// admin) goes through it, and no other client's does.
+//
+// cut stops forwarding in both directions without closing anything, so both
+// ends see a blackholed link: what they send stays in flight (in socket
+// buffers, as TCP would keep retransmitting it across a partition) and
+// nothing comes back; new connections are accepted but get no further.
+// heal forwards everything again. Why a proxy rather than a firewall rule
+// matching the runner's process owner: it needs no root, no iptables and
+// no second user, so the case runs everywhere `make test` does, and it cuts
+// exactly one process's traffic while everything else, the test's own
+// clients included, keeps talking to the broker.
+type kafkaProxy struct {
+	t        *testing.T
+	upstream string
+	ln       net.Listener
+	host     string
+	port     int32
+
+	mu        sync.Mutex
+	flowing   chan struct{} // closed while traffic flows; open while cut
+	conns     map[net.Conn]bool
+	rewritten int // responses whose broker addresses were rewritten
+	closed    bool
+}
+
+func startKafkaProxy(t *testing.T, upstream string) *kafkaProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	p := &kafkaProxy{t: t, upstream: upstream, ln: ln, host: addr.IP.String(), port: int32(addr.Port),
+		flowing: make(chan struct{}), conns: map[net.Conn]bool{}}
+	close(p.flowing)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *kafkaProxy) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(int(p.port))) }
+
+// cut blackholes the link until heal.
+func (p *kafkaProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+		p.flowing = make(chan struct{})
+	default: // already cut
+	}
+}
+
+// heal lets the traffic held since cut through.
+func (p *kafkaProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
+	}
+}
+
+// wait blocks while the link is cut.
+func (p *kafkaProxy) wait() {
+	p.mu.Lock()
+	ch := p.flowing
+	p.mu.Unlock()
+	<-ch
+}
+
+func (p *kafkaProxy) rewrites() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rewritten
+}
+
+func (p *kafkaProxy) close() {
+	p.heal()
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.ln.Close()
+}
+
+func (p *kafkaProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *kafkaProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+func (p *kafkaProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.serve(c)
+	}
+}
+
+// request is what the proxy remembers of a request until its response.
+type request struct{ key, version int16 }
+
+func (p *kafkaProxy) serve(client net.Conn) {
+	if !p.track(client) {
+		return
+	}
+	defer p.untrack(client)
+	p.wait() // a connection made during a cut gets no further
+	broker, err := net.Dial("tcp", p.upstream)
+	if err != nil {
+		return
+	}
+	if !p.track(broker) {
+		return
+	}
+	defer p.untrack(broker)
+	var mu sync.Mutex
+	pending := map[int32]request{}
+	go func() {
+		// Requests: remember each one's API key and version by correlation
+		// id, to decode its response.
+		defer p.untrack(broker)
+		defer p.untrack(client)
+		r := bufio.NewReaderSize(client, 64<<10)
+		for {
+			frame, err := readFrame(r)
+			if err != nil || len(frame) < 12 {
+				return
+			}
+			key, version := int16(byteorder.BigEndian.Uint16(frame[4:])), int16(byteorder.BigEndian.Uint16(frame[6:]))
+			mu.Lock()
+			pending[int32(byteorder.BigEndian.Uint32(frame[8:]))] = request{key, version}
+			mu.Unlock()
+			p.wait()
+			if _, err := broker.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	r := bufio.NewReaderSize(broker, 64<<10)
+	for {
+		frame, err := readFrame(r)
+		if err != nil || len(frame) < 8 {
+			return
+		}
+		corr := int32(byteorder.BigEndian.Uint32(frame[4:]))
+		mu.Lock()
+		req, ok := pending[corr]
+		delete(pending, corr)
+		mu.Unlock()
+		if ok {
+			if frame, err = p.rewrite(frame, req); err != nil {
+				p.t.Errorf("proxy: response to API %d v%d: %v", req.key, req.version, err)
+				return
+			}
+		}
+		p.wait()
+		if _, err := client.Write(frame); err != nil {
+			return
+		}
+	}
+}
+
+// readFrame reads one size-prefixed Kafka request or response.
+func readFrame(r io.Reader) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := byteorder.BigEndian.Uint32(size[:])
+	if n > 1<<30 {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	frame := make([]byte, 4+n)
+	copy(frame, size[:])
+	_, err := io.ReadFull(r, frame[4:])
+	return frame, err
+}
+
+// rewrite points the broker addresses of a Metadata, FindCoordinator or
+// DescribeCluster response at the proxy; other responses pass unchanged.
+func (p *kafkaProxy) rewrite(frame []byte, req request) ([]byte, error) {
+	switch req.key {
+	case 3, 10, 60: // Metadata, FindCoordinator, DescribeCluster
+	default:
+		return frame, nil
+	}
+	kreq := kmsg.RequestForKey(req.key)
+	kreq.SetVersion(req.version)
+	body := frame[8:]
+	var tags []byte
+	if kreq.IsFlexible() {
+		// Response header v1: tagged fields follow the correlation id.
+		n, err := tagsLen(body)
+		if err != nil {
+			return nil, err
+		}
+		tags, body = body[:n], body[n:]
+	}
+	resp := kreq.ResponseKind()
+	resp.SetVersion(req.version)
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	brokers := 0
+	switch r := resp.(type) {
+	case *kmsg.MetadataResponse:
+		for i := range r.Brokers {
+			r.Brokers[i].Host, r.Brokers[i].Port = p.host, p.port
+		}
+		brokers = len(r.Brokers)
+	case *kmsg.FindCoordinatorResponse:
+		if r.Host != "" {
+			r.Host, r.Port = p.host, p.port
+		}
+		for i := range r.Coordinators {
+			if r.Coordinators[i].Host != "" {
+				r.Coordinators[i].Host, r.Coordinators[i].Port = p.host, p.port
+			}
+		}
+	case *kmsg.DescribeClusterResponse:
+		for i := range r.Brokers {
+			r.Brokers[i].Host, r.Brokers[i].Port = p.host, p.port
+		}
+		brokers = len(r.Brokers)
+	}
+	if brokers > 1 {
+		return nil, fmt.Errorf("%d brokers advertised: the proxy serves a one-broker cluster", brokers)
+	}
+	out := append(make([]byte, 0, len(frame)+64), frame[:8]...)
+	out = append(out, tags...)
+	out = resp.AppendTo(out)
+	byteorder.BigEndian.PutUint32(out, uint32(len(out)-4))
+	p.mu.Lock()
+	p.rewritten++
+	p.mu.Unlock()
+	return out, nil
+}
+
+// tagsLen is the length of the tagged-field section at the start of b.
+func tagsLen(b []byte) (int, error) {
+	count, n := byteorder.Uvarint(b)
+	if n <= 0 {
+		return 0, errors.New("bad tagged field count")
+	}
+	at := n
+	for range count {
+		if _, n = byteorder.Uvarint(b[at:]); n <= 0 {
+			return 0, errors.New("bad tag")
+		}
+		at += n
+		size, n := byteorder.Uvarint(b[at:])
+		if n <= 0 || uint64(len(b)-at-n) < size {
+			return 0, errors.New("bad tagged field size")
+		}
+		at += n + int(size)
+	}
+	return at, nil
+}
+
+// produceTimed writes records with keys k<j>, j random in [0, keys), random
+// decimal values in [-1000, 1000], partitioned by murmur2 as the generator
+// does, and event times step apart, ending now. It returns the first event
+// time.
+func produceTimed(t *testing.T, k *kafka, topic string, partitions int32, records, keys int, rng *rand.Rand, step time.Duration) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.adm.CreateTopics(ctx, partitions, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cl.OptValue(kgo.SeedBrokers).([]string)...),
+		kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	base := time.Now().Add(-time.Duration(records) * step)
+	for i := range records {
+		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(rng.IntN(keys))),
+			Value: []byte(strconv.Itoa(rng.IntN(2001) - 1000)), Timestamp: base.Add(time.Duration(i) * step)}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// committedOffsets is the group's committed offset per partition of topic
+// (absent where none).
+func committedOffsets(t *testing.T, k *kafka, group, topic string) map[int32]int64 {
+	t.Helper()
+	offs, err := k.adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", group, err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil && o.At >= 0 {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// awaitSettled waits until no transaction is open on topics (the last
+// stable offset reaches the high watermark everywhere): a runner that
+// stopped with one open leaves it to the broker's transaction timeout.
+func awaitSettled(t *testing.T, k *kafka, topics []string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cl.OptValue(kgo.SeedBrokers).([]string)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	waitFor(t, 2*time.Minute, "no open transaction on "+strings.Join(topics, ", "), func() bool {
+		lso, err1 := adm.ListCommittedOffsets(ctx, topics...)
+		hwm, err2 := adm.ListEndOffsets(ctx, topics...)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		settled := true
+		hwm.Each(func(o kadm.ListedOffset) {
+			if l, ok := lso.Lookup(o.Topic, o.Partition); o.Err != nil || !ok || l.Err != nil || l.Offset != o.Offset {
+				settled = false
+			}
+		})
+		return settled
+	})
+}
+
+// checkPrefix proves, reading with read_committed, that the verification
+// topology's outputs and changelogs (application app) hold exactly the
+// effects of the input records below cut[p] in each input partition p: per
+// key, echo and the running sum, min, max and count of those records, in
+// order, and as the last changelog value the final aggregate; no loss
+// before the cut, nothing after it. It reports violations with t.Errorf and
+// returns the number of input records below the cut.
+func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64) int {
+	t.Helper()
+	ctx := context.Background()
+	outputs := verify.OutputTopics(input) // echo, sum, min, max, cnt
+	stores := []string{verify.StoreSum, verify.StoreMin, verify.StoreMax, verify.StoreCnt}
+	topics := slices.Clone(outputs)
+	for _, s := range stores {
+		topics = append(topics, topology.ChangelogTopic(app, s))
+	}
+	awaitSettled(t, k, topics)
+
+	// want[key][i] = echo, sum, min, max and count after the key's i-th record.
+	want := map[string][][5]int64{}
+	below := 0
+	for _, rec := range k.readCommitted(t, ctx, input) {
+		if rec.Offset >= cut[rec.Partition] {
+			continue
+		}
+		v, err := strconv.ParseInt(string(rec.Value), 10, 64)
+		if err != nil {
+			t.Fatalf("%s[%d]@%d, below the cut, is not a decimal: %q", input, rec.Partition, rec.Offset, rec.Value)
+		}
+		below++
+		key := string(rec.Key)
+		next := [5]int64{v, v, v, v, 1}
+		if seq := want[key]; len(seq) > 0 {
+			prev := seq[len(seq)-1]
+			next = [5]int64{v, prev[1] + v, min(prev[2], v), max(prev[3], v), prev[4] + 1}
+		}
+		want[key] = append(want[key], next)
+	}
+
+	violations := 0
+	violate := func(format string, args ...any) {
+		t.Helper()
+		if violations++; violations <= 10 {
+			t.Errorf(format, args...)
+		}
+	}
+	for i, topic := range outputs {
+		got := map[string][]int64{}
+		for _, rec := range k.readCommitted(t, ctx, topic) {
+			v, err := strconv.ParseInt(string(rec.Value), 10, 64)
+			if err != nil {
+				violate("%s[%d]@%d: value %q is not a decimal", topic, rec.Partition, rec.Offset, rec.Value)
+				continue
+			}
+			got[string(rec.Key)] = append(got[string(rec.Key)], v)
+		}
+		for key, seq := range want {
+			exp := make([]int64, len(seq))
+			for j, w := range seq {
+				exp[j] = w[i]
+			}
+			if g := got[key]; !slices.Equal(g, exp) {
+				violate("%s: key %s: %d records, want %d (the records below the cut): %s", topic, key, len(g), len(exp), firstDiff(g, exp))
+			}
+		}
+		for key, g := range got {
+			if _, ok := want[key]; !ok {
+				violate("%s: key %s: %d records, but no input record of it is below the cut", topic, key, len(g))
+			}
+		}
+	}
+	for i, s := range stores {
+		topic := topology.ChangelogTopic(app, s)
+		last := map[string][]byte{}
+		for _, rec := range k.readCommitted(t, ctx, topic) {
+			last[string(rec.Key)] = rec.Value
+		}
+		for key, seq := range want {
+			v, ok := last[key]
+			if exp := seq[len(seq)-1][1+i]; !ok || len(v) != 8 || int64(byteorder.BigEndian.Uint64(v)) != exp {
+				violate("%s: key %s: last value %x, want %d", topic, key, v, exp)
+			}
+		}
+		for key := range last {
+			if _, ok := want[key]; !ok {
+				violate("%s: key %s has state, but no input record of it is below the cut", topic, key)
+			}
+		}
+	}
+	if violations > 10 {
+		t.Errorf("... %d violations in all", violations)
+	}
+	return below
+}
+
+// firstDiff describes where got first departs from want.
+func firstDiff(got, want []int64) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("first difference at record %d: %d, want %d", i, got[i], want[i])
+		}
+	}
+	if len(got) > len(want) {
+		return fmt.Sprintf("%d extra after the expected ones, from %d", len(got)-len(want), got[len(want)])
+	}
+	return fmt.Sprintf("%d missing after record %d", len(want)-len(got), len(got))
+}
