@@ -24,7 +24,7 @@ func BenchmarkRestore(b *testing.B) {
 	db := openTest(b, "")
 	s := db.Store("bench", 0)
 	b.ResetTimer()
-	res, err := Restore(context.Background(), s, &sliceSource{recs: recs, n: 500}, nil)
+	res, err := Restore(context.Background(), s, &sliceSource{recs: recs, n: 500}, RestoreOptions{})
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)

@@ -13,13 +13,16 @@ type Commit struct {
 	// Checkpoint is the store's new checkpoint: the next offset to read in
 	// its changelog partition once the transaction is committed (the offset
 	// after the last changelog record the store wrote). -1 leaves the
-	// checkpoint unchanged.
+	// checkpoint (and its time) unchanged.
 	Checkpoint int64
 }
 
 // Commit applies every given store's pending batch together with each
 // store's new checkpoint in ONE synced Pebble batch, then resets those
-// pending batches.
+// pending batches. Each new checkpoint gets the time of the commit as its
+// checkpoint time: the records after the checkpoint were appended after the
+// transaction's own records, so at most one transaction (transaction.timeout.ms)
+// before it (see RestoreOptions.MaxStateAge).
 //
 // The runner calls it only after the Kafka transaction that carried the
 // matching changelog records committed, at the commit barrier (no worker is
@@ -51,6 +54,7 @@ func (db *DB) Commit(commits []Commit) error {
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
+	now := encodeCheckpointTime(db.now())
 	for _, c := range commits {
 		if c.Store.hasPending() {
 			if err := b.Apply(c.Store.pending, nil); err != nil {
@@ -59,6 +63,9 @@ func (db *DB) Commit(commits []Commit) error {
 		}
 		if c.Checkpoint >= 0 {
 			if err := b.Set(c.Store.cpKey, encodeCheckpoint(c.Checkpoint), nil); err != nil {
+				return fmt.Errorf("changelog: commit: store %s: %w", c.Store.sp, err)
+			}
+			if err := b.Set(c.Store.cpTimeKey, now, nil); err != nil {
 				return fmt.Errorf("changelog: commit: store %s: %w", c.Store.sp, err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -216,6 +217,9 @@ func TestDropAndPartitions(t *testing.T) {
 	if _, ok, _ := live.Checkpoint(); ok {
 		t.Error("a/0 checkpoint survived Drop")
 	}
+	if _, ok, _ := live.checkpointTime(); ok {
+		t.Error("a/0 checkpoint time survived Drop")
+	}
 	for _, sp := range all[1:] {
 		if got := contents(t, db.Store(sp.Store, sp.Partition), nil, nil); len(got) != 2 {
 			t.Errorf("%v after dropping a/0: %q, want its 2 keys", sp, got)
@@ -228,6 +232,41 @@ func TestDropAndPartitions(t *testing.T) {
 	if err := db.Drop("nope", 9); err != nil {
 		t.Errorf("Drop of an absent store partition: %v", err)
 	}
+}
+
+// TestCommitCheckpointTime: every checkpoint Commit writes gets the commit's
+// time as its checkpoint time, in the same batch; a commit that leaves the
+// checkpoint unchanged leaves its time unchanged too.
+func TestCommitCheckpointTime(t *testing.T) {
+	db := openTest(t, "")
+	clock := &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), step: time.Hour}
+	db.now = clock.now
+	a, b := db.Store("a", 0), db.Store("b", 0)
+	checkTime := func(s *Store, want time.Time, wantOK bool) {
+		t.Helper()
+		got, ok, err := s.checkpointTime()
+		if err != nil || ok != wantOK || !got.Equal(want) {
+			t.Errorf("%v checkpoint time = %v, %v, %v; want %v, %v", s.sp, got, ok, err, want, wantOK)
+		}
+	}
+	apply(t, a, []op{put("x", "1")})
+	apply(t, b, []op{put("y", "1")})
+	if err := db.Commit([]Commit{{Store: a, Checkpoint: 3}, {Store: b, Checkpoint: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	first := clock.t
+	checkTime(a, first, true)
+	checkTime(b, time.Time{}, false)
+
+	apply(t, a, []op{put("x", "2")})
+	if err := db.Commit([]Commit{{Store: a, Checkpoint: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	checkTime(a, first, true)
+	if err := db.Commit([]Commit{{Store: a, Checkpoint: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	checkTime(a, clock.t, true)
 }
 
 func TestOpenFormatVersion(t *testing.T) {

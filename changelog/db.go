@@ -49,11 +49,14 @@ type Options struct {
 //
 // A DB is safe for concurrent use; a Store is not (see Store).
 type DB struct {
-	// dir, pdb, logger, storeCacheEntries: set by Open, read-only afterwards.
+	// dir, pdb, logger, storeCacheEntries, now: set by Open, read-only
+	// afterwards (tests of this package replace now and logger before use).
 	dir               string
 	pdb               *pebble.DB
 	logger            *slog.Logger
 	storeCacheEntries int
+	// now is the clock of checkpoint times (time.Now).
+	now func() time.Time
 
 	// closed is set once by Close; every entry point checks it so that use
 	// after Close is an error instead of a Pebble panic.
@@ -105,7 +108,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("changelog: open %s: %w", dir, err)
 	}
-	db := &DB{dir: dir, pdb: pdb, logger: opts.Logger, storeCacheEntries: opts.StoreCacheEntries, lastOwned: map[StorePartition]time.Time{}}
+	db := &DB{dir: dir, pdb: pdb, logger: opts.Logger, storeCacheEntries: opts.StoreCacheEntries, now: time.Now,
+		lastOwned: map[StorePartition]time.Time{}}
 	if err := db.checkFormat(); err != nil {
 		return nil, errors.Join(err, pdb.Close())
 	}
@@ -180,15 +184,17 @@ func (db *DB) Store(name string, partition int32) *Store {
 		sp:        StorePartition{Store: name, Partition: partition},
 		prefix:    dataPrefix(name, partition),
 		cpKey:     checkpointKey(name, partition),
+		cpTimeKey: checkpointTimeKey(name, partition),
 		prefixEnd: prefixEnd(dataPrefix(name, partition)),
 
 		committedMax: db.storeCacheEntries,
 	}
 }
 
-// Drop deletes all state and the checkpoint of a store partition, in one
-// synced batch: after a crash it is either all there or all gone. Pending
-// writes of a live handle are not touched (see Store.Abort).
+// Drop deletes all state, the checkpoint and the checkpoint time of a store
+// partition, in one synced batch: after a crash it is either all there or
+// all gone. Pending writes of a live handle are not touched (see
+// Store.Abort).
 func (db *DB) Drop(name string, partition int32) error {
 	if db.closed.Load() {
 		return ErrClosed
@@ -200,6 +206,9 @@ func (db *DB) Drop(name string, partition int32) error {
 		return fmt.Errorf("changelog: drop %s/%d: %w", name, partition, err)
 	}
 	if err := b.Delete(checkpointKey(name, partition), nil); err != nil {
+		return fmt.Errorf("changelog: drop %s/%d: %w", name, partition, err)
+	}
+	if err := b.Delete(checkpointTimeKey(name, partition), nil); err != nil {
 		return fmt.Errorf("changelog: drop %s/%d: %w", name, partition, err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {

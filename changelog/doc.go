@@ -20,6 +20,24 @@
 // tail from there. (Kafka Streams under EOS wipes local state after an
 // unclean shutdown; we need not.)
 //
+// Each checkpoint is written with its checkpoint time, before which (less one
+// transaction) no changelog record after the checkpoint was appended. The
+// tail is trusted only while that is younger than the changelog's
+// delete.retention.ms: compaction removes a tombstone that long after it was
+// appended, and a tail replay missing it would bring its key back.
+//
+// # Restore: where to start, where to stop
+//
+// Restore starts at the checkpoint when it lies within [log start, high
+// watermark] and is young enough; otherwise it wipes the store partition and
+// restores from the log start (no checkpoint; topic recreated or records
+// deleted; a tombstone possibly compacted away). It stops at the last stable
+// offset, and only once that has reached the high watermark it started by:
+// the stable offset stays below committed records while another producer's
+// transaction is open or its markers are in flight, so a checkpoint above it
+// is no sign of recreation, and stopping below the records appended before
+// the restore began could miss a transaction that commits after.
+//
 // # The caller's duties, in order
 //
 //  1. Open the DB once per process. Take one Store handle per store
@@ -27,7 +45,13 @@
 //  2. On assignment, before processing any record of a partition, Restore
 //     each of its stores from a read_committed reader of its changelog
 //     partition (not through the group; pause the partition on the main
-//     consumer meanwhile so the group is not starved).
+//     consumer meanwhile so the group is not starved). Its Source reports
+//     the log start, the last stable offset and the high watermark (the
+//     last from a read_uncommitted query), and RestoreOptions.MaxStateAge
+//     is the changelog topic's delete.retention.ms less
+//     transaction.timeout.ms. Never run two restores of one store partition
+//     at once; cancel a restore whose partition is revoked, and let it
+//     return before the partition's next restore starts.
 //  3. While processing, Put and Delete go to the store's pending batch, and
 //     the same writes go as changelog records into the open Kafka
 //     transaction (a Delete as a tombstone, a nil value). Reads see the
@@ -48,7 +72,9 @@
 // nothing to tell it apart (peers corrupt state this way). Wiping local
 // state after an unclean shutdown, as Kafka Streams does under EOS: correct,
 // but every crash then costs a full restore; the checkpoint makes it
-// unnecessary.
+// unnecessary. Treating a checkpoint above the end a read_committed reader
+// sees (the stable offset) as a recreated topic: that end moves with other
+// producers' transactions, and wiping there lost committed state.
 //
 // The on-disk format (keys, checkpoint encoding, format version) is in
 // keys.go and never changes in place.

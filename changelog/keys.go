@@ -9,19 +9,32 @@ package changelog
 //	0x00 | sp                 checkpoint of store partition sp: big-endian int64,
 //	                          the next changelog offset to read
 //	0x01 | sp | user key      state: user value, stored as is
+//	0x02 | sp                 checkpoint time of sp: big-endian int64 Unix
+//	                          milliseconds (added to format version 1, see below)
 //	0xff | "format-version"   big-endian uint64, see formatVersion
 //
 // where sp = uvarint(len(store)) | store | big-endian uint32(partition).
 //
 // The length prefix makes sp prefix-free ("ab" never shares a prefix with
 // "a"), so one store partition's state is exactly the keys that start with
-// 0x01|sp: Range is one prefix scan, and Drop is one DeleteRange plus one
-// Delete. Checkpoints sort before all state, so Partitions reads them in one
+// 0x01|sp: Range is one prefix scan, and Drop is one DeleteRange plus two
+// Deletes. Checkpoints sort before all state, so Partitions reads them in one
 // short scan.
+//
+// The checkpoint time was added to format version 1 without a new version,
+// because it changes no existing encoding and errs only one way. It is
+// written in the same batch as every checkpoint (Restore, DB.Commit) and
+// deleted with it (Drop), and it is a lower bound, give or take one
+// transaction, on when the changelog records after the checkpoint were
+// appended (see Restore). A binary that predates it ignores it: its
+// checkpoints leave an older time (or none) behind, and an older time or a
+// missing one only makes Restore wipe and restore in full, never replay a
+// tail it should not. So binaries of both kinds can open the same directory.
 
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 const (
@@ -29,6 +42,8 @@ const (
 	tagCheckpoint byte = 0x00
 	// tagData starts every state key.
 	tagData byte = 0x01
+	// tagCheckpointTime starts every checkpoint time key.
+	tagCheckpointTime byte = 0x02
 	// tagMeta starts keys that describe the database itself.
 	tagMeta byte = 0xff
 
@@ -40,6 +55,8 @@ const (
 	partitionLen = 4
 	// checkpointLen is the width of an encoded checkpoint value.
 	checkpointLen = 8
+	// checkpointTimeLen is the width of an encoded checkpoint time value.
+	checkpointTimeLen = 8
 )
 
 // formatVersionKey holds the format version (big-endian uint64).
@@ -64,6 +81,13 @@ func checkpointKey(store string, partition int32) []byte {
 	return appendStorePartition(append(p, tagCheckpoint), store, partition)
 }
 
+// checkpointTimeKey returns 0x02|sp, the key of the store partition's
+// checkpoint time.
+func checkpointTimeKey(store string, partition int32) []byte {
+	p := make([]byte, 0, 1+binary.MaxVarintLen64+len(store)+partitionLen)
+	return appendStorePartition(append(p, tagCheckpointTime), store, partition)
+}
+
 // dataKey returns prefix|userKey in a new slice (prefix from dataPrefix).
 func dataKey(prefix, userKey []byte) []byte {
 	k := make([]byte, 0, len(prefix)+len(userKey))
@@ -81,6 +105,19 @@ func decodeCheckpoint(v []byte) (int64, error) {
 		return 0, fmt.Errorf("%w: checkpoint value is %d bytes, want %d", ErrCorrupt, len(v), checkpointLen)
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// encodeCheckpointTime encodes a checkpoint time value, to the millisecond.
+func encodeCheckpointTime(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, checkpointTimeLen), uint64(t.UnixMilli()))
+}
+
+// decodeCheckpointTime decodes a checkpoint time value.
+func decodeCheckpointTime(v []byte) (time.Time, error) {
+	if len(v) != checkpointTimeLen {
+		return time.Time{}, fmt.Errorf("%w: checkpoint time value is %d bytes, want %d", ErrCorrupt, len(v), checkpointTimeLen)
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(v))), nil
 }
 
 // encodeFormatVersion encodes the value under formatVersionKey.
@@ -119,7 +156,7 @@ func decodeStorePartition(key []byte) (StorePartition, int, error) {
 
 // prefixEnd returns the smallest key greater than every key with the given
 // prefix, for use as an exclusive upper bound. prefix must contain a byte
-// below 0xff (every prefix of ours starts with 0x00 or 0x01).
+// below 0xff (every prefix of ours starts with 0x00, 0x01 or 0x02).
 func prefixEnd(prefix []byte) []byte {
 	end := append([]byte(nil), prefix...)
 	for i := len(end) - 1; i >= 0; i-- {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestKeyEncodingIsStable pins the on-disk format: if this test fails, a
@@ -19,6 +20,8 @@ func TestKeyEncodingIsStable(t *testing.T) {
 		{"checkpoint key", checkpointKey("ab", 1), []byte{0x00, 0x02, 'a', 'b', 0, 0, 0, 1}},
 		{"long store name", dataPrefix(string(bytes.Repeat([]byte("s"), 200)), 0)[:3], []byte{0x01, 0xc8, 0x01}},
 		{"checkpoint value", encodeCheckpoint(0x0102), []byte{0, 0, 0, 0, 0, 0, 1, 2}},
+		{"checkpoint time key", checkpointTimeKey("ab", 1), []byte{0x02, 0x02, 'a', 'b', 0, 0, 0, 1}},
+		{"checkpoint time value", encodeCheckpointTime(time.UnixMilli(0x0102)), []byte{0, 0, 0, 0, 0, 0, 1, 2}},
 		{"format version key", formatVersionKey, []byte("\xffformat-version")},
 		{"format version value", encodeFormatVersion(1), []byte{0, 0, 0, 0, 0, 0, 0, 1}},
 	}
@@ -34,7 +37,8 @@ func TestKeyEncodingIsStable(t *testing.T) {
 
 func TestDecodeStorePartition(t *testing.T) {
 	for _, sp := range []StorePartition{{"a", 0}, {"", 7}, {"store-with-long-name", 1 << 30}, {"x", -1}} {
-		for _, key := range [][]byte{dataKey(dataPrefix(sp.Store, sp.Partition), []byte("user")), checkpointKey(sp.Store, sp.Partition)} {
+		for _, key := range [][]byte{dataKey(dataPrefix(sp.Store, sp.Partition), []byte("user")), checkpointKey(sp.Store, sp.Partition),
+			checkpointTimeKey(sp.Store, sp.Partition)} {
 			got, n, err := decodeStorePartition(key)
 			if err != nil || got != sp || n != len(dataPrefix(sp.Store, sp.Partition)) {
 				t.Errorf("decode %x = %v, %d, %v; want %v, %d", key, got, n, err, sp, len(dataPrefix(sp.Store, sp.Partition)))
@@ -48,6 +52,13 @@ func TestDecodeStorePartition(t *testing.T) {
 	}
 	if _, err := decodeCheckpoint([]byte{1, 2}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("decodeCheckpoint of 2 bytes = %v, want ErrCorrupt", err)
+	}
+	if _, err := decodeCheckpointTime([]byte{1, 2}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("decodeCheckpointTime of 2 bytes = %v, want ErrCorrupt", err)
+	}
+	at := time.UnixMilli(1_700_000_000_123)
+	if got, err := decodeCheckpointTime(encodeCheckpointTime(at)); err != nil || !got.Equal(at) {
+		t.Errorf("checkpoint time round trip = %v, %v; want %v", got, err, at)
 	}
 }
 

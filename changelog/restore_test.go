@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/cockroachdb/pebble"
 )
 
 // TestRestore runs the scripts in testdata/restore. Commands:
@@ -17,17 +20,38 @@ import (
 //	commit store=S partition=P checkpoint=N
 //	abort store=S partition=P
 //	crash                            close the DB without committing, reopen it
-//	source store=S partition=P start=N end=N [batch=N]
-//	                                 input: the changelog partition, see parseSource
-//	restore store=S partition=P [batch-records=N] [fail-after=N]
-//	dump store=S partition=P         state and checkpoint
+//	clock advance=D                  move the clock (of checkpoint times and restores) by D
+//	forget-time store=S partition=P  delete the checkpoint time, as a binary that
+//	                                 predates checkpoint times leaves it
+//	source store=S partition=P start=N end=N [high=N] [settle-after=N] [batch=N]
+//	                                 input: the changelog partition; end is the stable
+//	                                 offset, high defaults to it (see scriptedSource)
+//	restore store=S partition=P [batch-records=N] [fail-after=N] [max-age=D]
+//	        [cancel-after-sleeps=N] [logs]
+//	dump store=S partition=P         state, checkpoint and checkpoint time
 //	partitions
 //
+// The clock starts at 2024-01-01T00:00:00Z and moves 1ms at every reading.
 // Regenerate with go test ./changelog -run TestRestore -rewrite and review the diff.
 func TestRestore(t *testing.T) {
 	datadriven.Walk(t, "testdata/restore", func(t *testing.T, path string) {
 		dir := t.TempDir()
-		db := openTest(t, dir)
+		clock := &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), step: time.Millisecond}
+		var logs strings.Builder
+		open := func() *DB {
+			db := openTest(t, dir)
+			db.now = clock.now
+			// Only the restores that print their logs write here.
+			db.logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
+				ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+					if a.Key == slog.TimeKey && len(groups) == 0 {
+						return slog.Attr{}
+					}
+					return a
+				}}))
+			return db
+		}
+		db := open()
 		stores := map[StorePartition]*Store{}
 		sources := map[StorePartition]*scriptedSource{}
 		store := func(d *datadriven.TestData) *Store {
@@ -79,18 +103,39 @@ func TestRestore(t *testing.T) {
 				if err := db.Close(); err != nil {
 					d.Fatalf(t, "close: %v", err)
 				}
-				db = openTest(t, dir)
+				db = open()
 				clear(stores)
+				return "ok"
+
+			case "clock":
+				var adv string
+				d.ScanArgs(t, "advance", &adv)
+				dur, err := time.ParseDuration(adv)
+				if err != nil {
+					d.Fatalf(t, "%v", err)
+				}
+				clock.t = clock.t.Add(dur)
+				return "ok"
+
+			case "forget-time":
+				s := store(d)
+				if err := db.pdb.Delete(s.cpTimeKey, pebble.Sync); err != nil {
+					d.Fatalf(t, "%v", err)
+				}
 				return "ok"
 
 			case "source":
 				s := store(d)
 				var start, end int64
 				batch := int64(3)
+				settleAfter := 0
 				d.ScanArgs(t, "start", &start)
 				d.ScanArgs(t, "end", &end)
+				high := end
+				d.MaybeScanArgs(t, "high", &high)
+				d.MaybeScanArgs(t, "settle-after", &settleAfter)
 				d.MaybeScanArgs(t, "batch", &batch)
-				src, err := parseSource(start, end, batch, d.Input)
+				src, err := parseSource(start, end, high, batch, settleAfter, d.Input)
 				if err != nil {
 					d.Fatalf(t, "%v", err)
 				}
@@ -106,18 +151,39 @@ func TestRestore(t *testing.T) {
 				src.resetCalls()
 				src.failAfter = 0
 				d.MaybeScanArgs(t, "fail-after", &src.failAfter)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				sleeper := &fakeSleeper{clock: clock, cancel: cancel}
+				d.MaybeScanArgs(t, "cancel-after-sleeps", &sleeper.cancelAfter)
 				cfg := restoreConfig{batchRecords: 1000, batchBytes: 1 << 20, reportInterval: time.Second,
-					now: (&fakeClock{t: time.Unix(0, 0), step: time.Millisecond}).now}
+					now: clock.now, sleep: sleeper.sleep}
 				d.MaybeScanArgs(t, "batch-records", &cfg.batchRecords)
+				if d.HasArg("max-age") {
+					var age string
+					d.ScanArgs(t, "max-age", &age)
+					var err error
+					if cfg.maxStateAge, err = time.ParseDuration(age); err != nil {
+						d.Fatalf(t, "%v", err)
+					}
+				}
+				logs.Reset()
 				var reports []Progress
-				res, err := restore(context.Background(), s, src, func(p Progress) { reports = append(reports, p) }, cfg)
+				res, err := restore(ctx, s, src, func(p Progress) { reports = append(reports, p) }, cfg)
 				var b strings.Builder
-				fmt.Fprintf(&b, "seeks=%v nexts=%d\n", src.seeks, src.nexts)
+				fmt.Fprintf(&b, "seeks=%v nexts=%d bounds=%d sleeps=%d\n", src.seeks, src.nexts, src.bounds, len(sleeper.sleeps))
+				if d.HasArg("logs") {
+					for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+						fmt.Fprintf(&b, "log: %s\n", line)
+					}
+				}
 				if err != nil {
 					fmt.Fprintf(&b, "error: %v\n", err)
 					return b.String()
 				}
 				fmt.Fprintf(&b, "restored=%d from=%d to=%d full=%v\n", res.Restored, res.From, res.To, res.Full)
+				if res.Full {
+					fmt.Fprintf(&b, "reason: %s\n", res.Reason)
+				}
 				for _, p := range reports {
 					fmt.Fprintf(&b, "progress: restored=%d position=%d start=%d end=%d percent=%.0f\n",
 						p.Restored, p.Position, p.Start, p.End, p.Percent)
@@ -142,6 +208,15 @@ func TestRestore(t *testing.T) {
 					fmt.Fprintf(&b, "checkpoint=%d\n", cp)
 				default:
 					b.WriteString("checkpoint=none\n")
+				}
+				at, ok, err := s.checkpointTime()
+				switch {
+				case err != nil:
+					fmt.Fprintf(&b, "checkpoint time error: %v\n", err)
+				case ok:
+					fmt.Fprintf(&b, "checkpoint time=%s\n", at.UTC().Format("2006-01-02T15:04:05.000Z"))
+				default:
+					b.WriteString("checkpoint time=none\n")
 				}
 				return b.String()
 
@@ -180,7 +255,7 @@ func TestRestoreProgress(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(0, 0), step: 300 * time.Millisecond}
 	var reports []Progress
 	res, err := restore(context.Background(), s, src, func(p Progress) { reports = append(reports, p) },
-		restoreConfig{batchRecords: 7, batchBytes: 1 << 20, reportInterval: time.Second, now: clock.now})
+		restoreConfig{batchRecords: 7, batchBytes: 1 << 20, reportInterval: time.Second, now: clock.now, sleep: sleepCtx})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +287,7 @@ func TestRestoreRefusesPendingWrites(t *testing.T) {
 	db := openTest(t, "")
 	s := db.Store("s", 0)
 	apply(t, s, []op{put("k", "v")})
-	_, err := Restore(context.Background(), s, &sliceSource{n: 1}, nil)
+	_, err := Restore(context.Background(), s, &sliceSource{n: 1}, RestoreOptions{})
 	if !errors.Is(err, ErrPendingWrites) {
 		t.Fatalf("Restore with pending writes = %v, want ErrPendingWrites", err)
 	}
@@ -224,12 +299,19 @@ func TestRestoreRefusesPendingWrites(t *testing.T) {
 // badSource misbehaves in one scripted way.
 type badSource struct {
 	start, end int64
+	high       int64 // 0: end
 	next       func(calls int) ([]ChangelogRecord, int64, error)
 	calls      int
 }
 
-func (b *badSource) Bounds(context.Context) (int64, int64, error) { return b.start, b.end, nil }
-func (b *badSource) Seek(context.Context, int64) error            { return nil }
+func (b *badSource) Bounds(context.Context) (Bounds, error) {
+	high := b.high
+	if high == 0 {
+		high = b.end
+	}
+	return Bounds{LogStart: b.start, Stable: b.end, High: high}, nil
+}
+func (b *badSource) Seek(context.Context, int64) error { return nil }
 func (b *badSource) Next(context.Context) ([]ChangelogRecord, int64, error) {
 	b.calls++
 	return b.next(b.calls)
@@ -237,12 +319,13 @@ func (b *badSource) Next(context.Context) ([]ChangelogRecord, int64, error) {
 
 func TestRestoreRejectsBrokenSources(t *testing.T) {
 	tests := []struct {
-		name       string
-		start, end int64
-		next       func(calls int) ([]ChangelogRecord, int64, error)
-		want       string
+		name             string
+		start, end, high int64
+		next             func(calls int) ([]ChangelogRecord, int64, error)
+		want             string
 	}{
 		{name: "inverted bounds", start: 5, end: 4, want: "invalid bounds"},
+		{name: "stable above high", end: 4, high: 3, want: "invalid bounds"},
 		{name: "position goes back", end: 10, want: "went back",
 			next: func(calls int) ([]ChangelogRecord, int64, error) { return nil, int64(6 - calls), nil }},
 		{name: "record before position", end: 10, want: "outside",
@@ -257,7 +340,7 @@ func TestRestoreRejectsBrokenSources(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openTest(t, "")
-			_, err := Restore(context.Background(), db.Store("s", 0), &badSource{start: tt.start, end: tt.end, next: tt.next}, nil)
+			_, err := Restore(context.Background(), db.Store("s", 0), &badSource{start: tt.start, end: tt.end, high: tt.high, next: tt.next}, RestoreOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Restore = %v, want an error containing %q", err, tt.want)
 			}
@@ -279,7 +362,7 @@ func TestRestoreCancel(t *testing.T) {
 		off := int64(calls - 1)
 		return []ChangelogRecord{{Key: []byte(fmt.Sprint(off)), Value: []byte("v"), Offset: off}}, off + 1, nil
 	}}
-	_, err := restore(ctx, s, src, nil, restoreConfig{batchRecords: 2, batchBytes: 1 << 20, reportInterval: time.Second, now: time.Now})
+	_, err := restore(ctx, s, src, nil, restoreConfig{batchRecords: 2, batchBytes: 1 << 20, reportInterval: time.Second, now: time.Now, sleep: sleepCtx})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("restore = %v, want context.Canceled", err)
 	}
@@ -289,6 +372,73 @@ func TestRestoreCancel(t *testing.T) {
 	}
 	if got := contents(t, s, nil, nil); len(got) != 4 {
 		t.Fatalf("state after cancel = %q, want the 4 flushed records", got)
+	}
+}
+
+// boundsSource answers Bounds from a script (repeating its last entry) and
+// serves the records of a changelog partition up to the stable offset of
+// its latest answer.
+type boundsSource struct {
+	script []Bounds
+	recs   map[int64]ChangelogRecord
+	calls  int
+	pos    int64
+	seeks  []int64
+}
+
+func (b *boundsSource) Bounds(context.Context) (Bounds, error) {
+	b.calls++
+	return b.script[min(b.calls, len(b.script))-1], nil
+}
+
+func (b *boundsSource) Seek(_ context.Context, offset int64) error {
+	b.seeks = append(b.seeks, offset)
+	b.pos = offset
+	return nil
+}
+
+func (b *boundsSource) Next(context.Context) ([]ChangelogRecord, int64, error) {
+	var recs []ChangelogRecord
+	for end := b.script[min(b.calls, len(b.script))-1].Stable; b.pos < end; b.pos++ {
+		if r, ok := b.recs[b.pos]; ok {
+			recs = append(recs, r)
+		}
+	}
+	return recs, b.pos, nil
+}
+
+// TestRestoreDecidesAgainWhenHighGoesBack: the topic is recreated while
+// Restore waits for an open transaction to settle above a valid checkpoint.
+// The high watermark falls below the mark Restore waits for, which the
+// stable offset would then never reach; Restore decides again, and the
+// checkpoint, now above the new high watermark, is wiped.
+func TestRestoreDecidesAgainWhenHighGoesBack(t *testing.T) {
+	db := openTest(t, "")
+	s := db.Store("s", 0)
+	commitOps(t, s, []op{put("old", "1")}, 8)
+	src := &boundsSource{
+		script: []Bounds{
+			{LogStart: 0, Stable: 5, High: 10}, // checkpoint 8 valid; wait for 10
+			{LogStart: 0, Stable: 5, High: 10},
+			{LogStart: 0, Stable: 2, High: 2}, // recreated: 2 records
+		},
+		recs: map[int64]ChangelogRecord{0: {Key: []byte("new"), Value: []byte("1"), Offset: 0}},
+	}
+	clock := &fakeClock{t: time.Unix(0, 0), step: time.Millisecond}
+	sleeper := &fakeSleeper{clock: clock}
+	res, err := restore(context.Background(), s, src, nil, restoreConfig{batchRecords: 10, batchBytes: 1 << 20,
+		reportInterval: time.Second, now: clock.now, sleep: sleeper.sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Full || res.From != 0 || res.To != 2 || !strings.Contains(res.Reason, "above the high watermark") {
+		t.Fatalf("result = %+v, want a full restore of [0, 2) for a checkpoint above the high watermark", res)
+	}
+	if got := contents(t, s, nil, nil); !slices.Equal(got, []string{"new=1"}) {
+		t.Fatalf("state = %q, want only the recreated topic's record", got)
+	}
+	if src.calls != 4 || len(sleeper.sleeps) != 2 || !slices.Equal(src.seeks, []int64{0}) {
+		t.Fatalf("bounds calls %d, sleeps %v, seeks %v; want 4 calls, 2 sleeps, one seek to 0", src.calls, sleeper.sleeps, src.seeks)
 	}
 }
 
@@ -308,7 +458,7 @@ func TestRestoreLargeRecords(t *testing.T) {
 		v[0], v[n-1] = byte(i), byte(i)
 		recs[i] = ChangelogRecord{Key: []byte{byte('a' + i)}, Value: v, Offset: int64(i)}
 	}
-	res, err := Restore(context.Background(), s, &sliceSource{recs: recs, n: 1}, nil)
+	res, err := Restore(context.Background(), s, &sliceSource{recs: recs, n: 1}, RestoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,23 +12,31 @@ import (
 // scriptedSource is an in-memory changelog partition as a read_committed
 // reader sees it. Every offset in [start, limit) is either a visible record,
 // an invisible one (aborted record, transaction marker, or an offset not
-// listed at all), where limit is max(end, last listed offset+1). Next scans
-// `batch` offsets from the position and returns the visible records among
-// them; the position moves past invisible offsets just as a real consumer's
-// does.
+// listed at all), where limit is max(high, last listed offset+1).
+//
+// Bounds answers {start, stable, high}. While stable < high a transaction
+// is open at stable: Next reads no further than stable, as a read_committed
+// consumer does. After settleAfter Bounds calls (0: never) the transactions
+// settle: stable and high become limit. Otherwise Next reads up to limit
+// (records at or beyond high were committed after Bounds was read). Next
+// scans `batch` offsets from the position and returns the visible records
+// among them; the position moves past invisible offsets just as a real
+// consumer's does.
 type scriptedSource struct {
-	start, end int64
-	batch      int64
-	offsets    map[int64]scriptedOffset
-	limit      int64
+	start, stable, high int64
+	batch               int64
+	offsets             map[int64]scriptedOffset
+	limit               int64
+	settleAfter         int
 
 	// failAfter > 0: Next fails once that many calls have succeeded.
 	failAfter int
 
 	// Per restore: what the restore asked for.
-	pos   int64
-	seeks []int64
-	nexts int
+	pos    int64
+	seeks  []int64
+	nexts  int
+	bounds int
 }
 
 type scriptedOffset struct {
@@ -40,8 +48,12 @@ var errInjected = errors.New("injected source failure")
 
 // parseSource reads lines "<offset> put <key> <value>", "<offset> del <key>",
 // "<offset> aborted <key> <value>" and "<offset> marker".
-func parseSource(start, end, batch int64, input string) (*scriptedSource, error) {
-	src := &scriptedSource{start: start, end: end, batch: batch, offsets: map[int64]scriptedOffset{}, limit: end}
+func parseSource(start, stable, high, batch int64, settleAfter int, input string) (*scriptedSource, error) {
+	if stable > high {
+		return nil, fmt.Errorf("stable %d above high %d", stable, high)
+	}
+	src := &scriptedSource{start: start, stable: stable, high: high, batch: batch, settleAfter: settleAfter,
+		offsets: map[int64]scriptedOffset{}, limit: high}
 	for _, line := range strings.Split(strings.TrimSpace(input), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -72,7 +84,13 @@ func parseSource(start, end, batch int64, input string) (*scriptedSource, error)
 	return src, nil
 }
 
-func (s *scriptedSource) Bounds(context.Context) (int64, int64, error) { return s.start, s.end, nil }
+func (s *scriptedSource) Bounds(context.Context) (Bounds, error) {
+	s.bounds++
+	if s.settleAfter > 0 && s.bounds > s.settleAfter {
+		s.stable, s.high = s.limit, s.limit
+	}
+	return Bounds{LogStart: s.start, Stable: s.stable, High: s.high}, nil
+}
 
 // Seek refuses offsets outside the log, as a consumer with
 // auto.offset.reset=none does: a restore must never ask for them.
@@ -94,7 +112,11 @@ func (s *scriptedSource) Next(ctx context.Context) ([]ChangelogRecord, int64, er
 		return nil, s.pos, err
 	}
 	var recs []ChangelogRecord
-	stop := min(s.pos+s.batch, s.limit)
+	readable := s.limit
+	if s.stable < s.high {
+		readable = s.stable
+	}
+	stop := min(s.pos+s.batch, readable)
 	for ; s.pos < stop; s.pos++ {
 		if o, ok := s.offsets[s.pos]; ok && o.visible {
 			recs = append(recs, o.rec)
@@ -104,7 +126,7 @@ func (s *scriptedSource) Next(ctx context.Context) ([]ChangelogRecord, int64, er
 }
 
 // resetCalls forgets the calls of the previous restore.
-func (s *scriptedSource) resetCalls() { s.seeks, s.nexts = nil, 0 }
+func (s *scriptedSource) resetCalls() { s.seeks, s.nexts, s.bounds = nil, 0, 0 }
 
 // fakeClock advances by step at every reading.
 type fakeClock struct {
@@ -117,6 +139,25 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
+// fakeSleeper is restoreConfig.sleep on a fakeClock: each sleep advances the
+// clock at once. After cancelAfter sleeps (0: never) it cancels, as a
+// revocation would.
+type fakeSleeper struct {
+	clock       *fakeClock
+	sleeps      []time.Duration
+	cancelAfter int
+	cancel      context.CancelFunc
+}
+
+func (f *fakeSleeper) sleep(ctx context.Context, d time.Duration) error {
+	f.sleeps = append(f.sleeps, d)
+	f.clock.t = f.clock.t.Add(d)
+	if f.cancelAfter > 0 && len(f.sleeps) >= f.cancelAfter {
+		f.cancel()
+	}
+	return ctx.Err()
+}
+
 // sliceSource serves a fixed slice of records, n per Next, ending with one
 // commit marker; for benchmarks.
 type sliceSource struct {
@@ -125,8 +166,9 @@ type sliceSource struct {
 	i    int
 }
 
-func (s *sliceSource) Bounds(context.Context) (int64, int64, error) {
-	return 0, int64(len(s.recs)) + 1, nil
+func (s *sliceSource) Bounds(context.Context) (Bounds, error) {
+	end := int64(len(s.recs)) + 1
+	return Bounds{LogStart: 0, Stable: end, High: end}, nil
 }
 
 func (s *sliceSource) Seek(_ context.Context, offset int64) error {

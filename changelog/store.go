@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -22,12 +23,14 @@ import (
 // goroutine, except that DB.Commit reads and resets its pending batch: the
 // runner calls Commit at the commit barrier, when the worker is idle.
 type Store struct {
-	// db, sp, prefix, cpKey, prefixEnd: set by DB.Store, read-only afterwards.
+	// db, sp, prefix, cpKey, cpTimeKey, prefixEnd: set by DB.Store,
+	// read-only afterwards.
 	db        *DB
 	sp        StorePartition
 	prefix    []byte // 0x01|sp: every state key of this store partition
 	prefixEnd []byte // exclusive upper bound of prefix
 	cpKey     []byte // 0x00|sp
+	cpTimeKey []byte // 0x02|sp
 
 	// pending: this store's writes since the last commit; reads see them.
 	// Its task's worker only (and DB.Commit at the barrier). Created on the
@@ -223,6 +226,25 @@ func (s *Store) Checkpoint() (offset int64, ok bool, err error) {
 		return 0, false, fmt.Errorf("changelog: checkpoint %s: %w", s.sp, err)
 	}
 	return offset, true, nil
+}
+
+// checkpointTime returns the committed checkpoint time (see keys.go and
+// Restore); ok is false when there is none (no checkpoint, or one written by
+// a binary that did not record checkpoint times).
+func (s *Store) checkpointTime() (t time.Time, ok bool, err error) {
+	v, closer, err := s.db.pdb.Get(s.cpTimeKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("changelog: checkpoint time %s: %w", s.sp, err)
+	}
+	t, err = decodeCheckpointTime(v)
+	closer.Close()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("changelog: checkpoint time %s: %w", s.sp, err)
+	}
+	return t, true, nil
 }
 
 // hasPending reports whether there are pending writes; reads skip the batch

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -705,59 +704,4 @@ func (r *Runner) closeAllTasks() {
 	}
 	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
 	r.m.tasks.Set(0)
-}
-
-// restorer restores tasks' stores off the poll loop, so that the poll loop
-// keeps the group membership alive (DESIGN.md section 11). Every store
-// partition restores concurrently through the one restore consumer.
-func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan struct{}) {
-	defer close(done)
-	mux := newRestoreMux(c)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); mux.run(ctx) }()
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case job := <-r.restoreReq:
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				jctx, cancel := context.WithCancel(ctx)
-				stop := context.AfterFunc(job.ctx, cancel)
-				err := r.restoreTask(jctx, mux, job.t)
-				stop()
-				cancel()
-				r.restoreDone <- restoreOutcome{t: job.t, err: err}
-			}()
-		}
-	}
-}
-
-// restoreTask restores every store of a task, concurrently.
-func (r *Runner) restoreTask(ctx context.Context, mux *restoreMux, t *task) error {
-	stores := t.changelogStores()
-	errs := make([]error, len(stores))
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			src := mux.source(s.topic, s.partition)
-			defer src.done()
-			res, err := changelog.Restore(ctx, s.cs, src, func(p changelog.Progress) {
-				r.log.Info("restoring", "task", t.id, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
-					"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
-				return
-			}
-			r.m.restored.Add(float64(res.Restored)) // changelog.Restore logs the outcome
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
