@@ -242,20 +242,28 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 		topic := uniqueTopic("punct-fail")
 		app := topic + "-verify"
 		// One record a millisecond of event time: each task punctuates about
-		// every 25 of its records. The fault strikes in the middle 80%.
-		base := produceTimed(t, k, topic, partitions, records, 500, rng, time.Millisecond)
+		// every 25 of its records. The first half is processed and committed
+		// before the second half arrives, in which the fault strikes: the
+		// failing transaction is never the first.
+		half := records / 2
+		next := produceTimed(t, k, topic, partitions, half, 500, rng, time.Now().Add(-time.Duration(records)*time.Millisecond), time.Millisecond)
 		st.records += records
 		fault := &punctFault{partition: int32(rng.IntN(partitions)), panics: trial%2 == 1,
-			at: base.Add(time.Duration(records/10+rng.IntN(records*8/10)) * time.Millisecond)}
+			at: next.Add(time.Duration(rng.IntN(half*9/10)) * time.Millisecond)}
 		cfg := baseConfig(b.addr, app, t)
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = 100 * time.Millisecond
 		r, err := processor.New(cfg, punctuatedVerifyTopology(t, topic, fault),
 			processor.WithLogger(slog.New(slog.NewJSONHandler(logFile(t, fmt.Sprintf("punct-fail-%d", trial)), nil))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		err = r.Run(rctx) // returns by itself on the failure; the timeout bounds a broken runner
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute) // bounds a broken runner
+		done := make(chan error, 1)
+		go func() { done <- r.Run(rctx) }()
+		waitFor(t, 2*time.Minute, "the first half committed", func() bool { return k.committed(ctx, app, topic) == int64(half) })
+		before := committedOffsets(t, k, app, topic)
+		produceTimed(t, k, topic, partitions, records-half, 500, rng, next, time.Millisecond)
+		err = <-done // Run returns by itself on the failure
 		cancel()
 		if !fault.fired.Load() {
 			t.Fatalf("trial %d: the punctuator of task 0_%d never reached stream time %d (runner: %v)", trial, fault.partition, fault.at.UnixMilli(), err)
@@ -269,6 +277,11 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 		if c := committed[fault.partition]; c > last {
 			t.Errorf("trial %d: partition %d committed up to %d after the punctuator failed following offset %d: the failing transaction committed",
 				trial, fault.partition, c, last)
+		}
+		for p, c := range before {
+			if committed[p] < c {
+				t.Errorf("trial %d: partition %d: committed offset went back from %d to %d", trial, p, c, committed[p])
+			}
 		}
 		below := checkPrefix(t, k, app, topic, committed)
 		if t.Failed() {
@@ -864,9 +877,10 @@ func tagsLen(b []byte) (int, error) {
 
 // produceTimed writes records with keys k<j>, j random in [0, keys), random
 // decimal values in [-1000, 1000], partitioned by murmur2 as the generator
-// does, and event times step apart, ending now. It returns the first event
-// time.
-func produceTimed(t *testing.T, k *kafka, topic string, partitions int32, records, keys int, rng *rand.Rand, step time.Duration) time.Time {
+// does, and event times step apart from from on, creating the topic if
+// needed. It returns the event time after the last record's.
+func produceTimed(t *testing.T, k *kafka, topic string, partitions int32, records, keys int, rng *rand.Rand, from time.Time,
+	step time.Duration) time.Time {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := k.adm.CreateTopics(ctx, partitions, 1, nil, topic); err != nil {
@@ -878,15 +892,14 @@ func produceTimed(t *testing.T, k *kafka, topic string, partitions int32, record
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	base := time.Now().Add(-time.Duration(records) * step)
 	for i := range records {
 		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(rng.IntN(keys))),
-			Value: []byte(strconv.Itoa(rng.IntN(2001) - 1000)), Timestamp: base.Add(time.Duration(i) * step)}, nil)
+			Value: []byte(strconv.Itoa(rng.IntN(2001) - 1000)), Timestamp: from.Add(time.Duration(i) * step)}, nil)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return base
+	return from.Add(time.Duration(records) * step)
 }
 
 // committedOffsets is the group's committed offset per partition of topic
