@@ -1439,12 +1439,20 @@ func (g *group) rebalance() {
 		return
 	}
 
-	// Always reset the timer with the current max rebalance timeout.
-	// A subsequent rebalance() call may have a different timeout.
+	// The join phase lasts at most the rebalance timeout from its
+	// start, as Kafka's DelayedJoin: a later join does not push the
+	// deadline back, or members joining more often than the timeout
+	// would keep the group preparing forever.
 	if g.tRebalance != nil {
-		g.tRebalance.Stop()
+		return
 	}
-	g.tRebalance = g.timerControlFn(time.Duration(g.maxRebalanceTimeoutMs())*time.Millisecond, g.completeRebalance)
+	var t *time.Timer
+	t = g.timerControlFn(time.Duration(g.maxRebalanceTimeoutMs())*time.Millisecond, func() {
+		if g.tRebalance == t { // not a timer stopped after it fired
+			g.completeRebalance()
+		}
+	})
+	g.tRebalance = t
 }
 
 // Transitions the group to either dead or stable, depending on if any members
@@ -1529,8 +1537,9 @@ func (g *group) completeRebalance() {
 	if g.tPendingSync != nil {
 		g.tPendingSync.Stop()
 	}
-	g.tPendingSync = g.timerControlFn(time.Duration(g.maxRebalanceTimeoutMs())*time.Millisecond, func() {
-		if len(g.pendingSyncIDs) == 0 {
+	var t *time.Timer
+	t = g.timerControlFn(time.Duration(g.maxRebalanceTimeoutMs())*time.Millisecond, func() {
+		if g.tPendingSync != t || len(g.pendingSyncIDs) == 0 {
 			return
 		}
 		// Remove all pending members, then trigger one rebalance.
@@ -1542,6 +1551,7 @@ func (g *group) completeRebalance() {
 		g.pendingSyncIDs = nil
 		g.rebalance()
 	})
+	g.tPendingSync = t
 }
 
 // Transitions the group to stable, the final step of a rebalance.
@@ -1588,8 +1598,21 @@ func (g *group) assignmentOrEmpty(assignment []byte) []byte {
 	return assignment
 }
 
+// updateHeartbeat (re)starts m's session timer. On expiry, a member
+// waiting for its JoinGroup or SyncGroup response is kept, as in Kafka
+// (MemberMetadata.hasSatisfiedHeartbeat): it is taking part in the
+// rebalance, which the rebalance timeout bounds. Any other member is
+// removed, also during a rebalance, so a dead member holds a rebalance
+// for its session timeout, not for the rebalance timeout.
 func (g *group) updateHeartbeat(m *groupMember) {
 	g.atSessionTimeout(m, func() {
+		if g.members[m.memberID] != m {
+			return // removed meanwhile: the timer fired as it was stopped
+		}
+		if !m.waitingReply.empty() {
+			g.updateHeartbeat(m)
+			return
+		}
 		g.updateMemberAndRebalance(m, nil, nil)
 	})
 }
@@ -1637,8 +1660,13 @@ func (g *group) atSessionTimeout(m *groupMember, fn func()) {
 
 // removeMember removes a member from the group, cleaning up its protocol
 // counts, session timer, join counter, and static membership. Does not
-// trigger a rebalance.
+// trigger a rebalance. Removing a member that is no longer in the group
+// does nothing: the counts must only drop once per member, or a join that
+// every member supports is refused (INCONSISTENT_GROUP_PROTOCOL) for good.
 func (g *group) removeMember(m *groupMember) {
+	if g.members[m.memberID] != m {
+		return
+	}
 	for _, p := range m.join.Protocols {
 		g.protocols[p.Name]--
 	}
@@ -1651,7 +1679,9 @@ func (g *group) removeMember(m *groupMember) {
 		m.t.Stop()
 	}
 	if !m.waitingReply.empty() {
-		g.nJoining--
+		if _, joining := m.waitingReply.kreq.(*kmsg.JoinGroupRequest); joining {
+			g.nJoining-- // it counts JoinGroup waiters, not SyncGroup ones
+		}
 	}
 }
 
@@ -1782,19 +1812,20 @@ members:
 // reply sends kresp back to the caller of creq. If m is non-nil,
 // m.waitingReply is cleared before the send attempt so a dead
 // connection does not leave a stale reply behind.
+//
+// m's session timer restarts whether or not the response can be written,
+// as Kafka schedules the next heartbeat expiration of every member when a
+// join completes: a member whose connection died while it waited must
+// still expire by its session timeout.
 func (g *group) reply(creq *clientReq, kresp kmsg.Response, m *groupMember) {
 	if m != nil {
 		m.waitingReply = nil
+		g.updateHeartbeat(m)
 	}
 	select {
 	case creq.cc.respCh <- clientResp{kresp: kresp, corr: creq.corr, seq: creq.seq}:
 	case <-creq.cc.done:
-		return
 	case <-g.c.die:
-		return
-	}
-	if m != nil {
-		g.updateHeartbeat(m)
 	}
 }
 
@@ -3556,6 +3587,9 @@ func (g *group) restoreClassicMembers(shutdownAt time.Time, sg sessionClassicGro
 			g.staticMembers[*m.instanceID] = m.memberID
 		}
 		g.atSessionTimeoutIn(m, remaining, func() {
+			if g.members[m.memberID] != m {
+				return
+			}
 			g.removeMember(m)
 			g.rebalance()
 		})
