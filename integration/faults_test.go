@@ -29,6 +29,9 @@ type faultStats struct {
 	restarts   int
 	elapsed    time.Duration
 	verdict    string
+	// redelivered counts the records the runners' redelivery guard dropped
+	// (redeliveryGuard); any is a failure.
+	redelivered int
 }
 
 var (
@@ -69,8 +72,48 @@ type fleet struct {
 }
 
 func newFleet(t *testing.T, brokers, topic string, commitInterval time.Duration) *fleet {
-	return &fleet{t: t, brokers: brokers, topic: topic, commitInterval: commitInterval,
+	f := &fleet{t: t, brokers: brokers, topic: topic, commitInterval: commitInterval,
 		states: map[string]string{}, live: map[string]*runnerProc{}}
+	// Runs after the runners' own cleanups (kill), so their logs are complete.
+	t.Cleanup(func() {
+		if n := f.redelivered(); n > 0 {
+			t.Errorf("the runners dropped %d records librdkafka delivered again (log %q, eos_records_redelivered_total): "+
+				"exactly-once held only thanks to the guard; see docs/exactly-once.md", n, redeliveryGuard)
+		}
+	})
+	fleetsMu.Lock()
+	fleets[t] = append(fleets[t], f)
+	fleetsMu.Unlock()
+	return f
+}
+
+// redeliveryGuard is what a runner logs for each record librdkafka delivers
+// again below the position its assignment already processed, which it drops.
+const redeliveryGuard = "dropping a record delivered again"
+
+var (
+	fleetsMu sync.Mutex
+	fleets   = map[*testing.T][]*fleet{} // by the test that made them
+)
+
+// redelivered counts the records the fleet's runners dropped as delivered again.
+func (f *fleet) redelivered() int {
+	n := 0
+	for _, r := range f.all {
+		n += len(r.find(redeliveryGuard))
+	}
+	return n
+}
+
+// redeliveredIn counts them over every fleet test t made.
+func redeliveredIn(t *testing.T) int {
+	fleetsMu.Lock()
+	defer fleetsMu.Unlock()
+	n := 0
+	for _, f := range fleets[t] {
+		n += f.redelivered()
+	}
+	return n
 }
 
 func (f *fleet) start(id string) {
@@ -185,23 +228,24 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("generate: %v", err)
 			}
 			st.name, st.records, st.elapsed = c.name, e.records, time.Since(start)
+			st.redelivered = redeliveredIn(t)
 			rep := check(t, e.b.addr, e.topic)
 			st.verdict = "PASS"
-			if !rep.OK {
+			if !rep.OK || st.redelivered > 0 {
 				st.verdict = "FAIL"
 			}
-			t.Logf("%s: records %d, kills %d, rebalances %d, restarts %d, %v: %s",
-				st.name, st.records, st.kills, st.rebalances, st.restarts, st.elapsed.Round(time.Second), rep.Verdict())
+			t.Logf("%s: records %d, kills %d, rebalances %d, restarts %d, redelivered %d, %v: %s",
+				st.name, st.records, st.kills, st.rebalances, st.restarts, st.redelivered, st.elapsed.Round(time.Second), rep.Verdict())
 			summaryMu.Lock()
 			summary = append(summary, st)
 			summaryMu.Unlock()
 		})
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-32s %9s %6s %5s %11s %9s %9s  %s\n", "case", "records", "kills", "cuts", "rebalances", "restarts", "time", "verdict")
+	fmt.Fprintf(&sb, "\n%-32s %9s %6s %5s %11s %9s %11s %9s  %s\n", "case", "records", "kills", "cuts", "rebalances", "restarts", "redelivered", "time", "verdict")
 	for _, s := range summary {
-		fmt.Fprintf(&sb, "%-32s %9d %6d %5d %11d %9d %9s  %s\n", s.name, s.records, s.kills, s.cuts, s.rebalances, s.restarts,
-			s.elapsed.Round(time.Second), s.verdict)
+		fmt.Fprintf(&sb, "%-32s %9d %6d %5d %11d %9d %11d %9s  %s\n", s.name, s.records, s.kills, s.cuts, s.rebalances, s.restarts,
+			s.redelivered, s.elapsed.Round(time.Second), s.verdict)
 	}
 	t.Log(sb.String())
 }
