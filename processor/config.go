@@ -248,6 +248,9 @@ func (c Config) Validate() error {
 	if c.NumStreamThreads < 0 {
 		bad("num.stream.threads: %d is negative", c.NumStreamThreads)
 	}
+	if c.RepartitionPurgeInterval < 0 {
+		bad("repartition.purge.interval.ms: %v is negative", c.RepartitionPurgeInterval)
+	}
 	if c.InstanceID == "" {
 		bad("instance.id: required (no host name to default to)")
 	}

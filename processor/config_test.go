@@ -345,6 +345,8 @@ func TestConfigWithDefaults(t *testing.T) {
 		DLQTopic:            "app-dlq",
 		SessionTimeout:      45 * time.Second,
 		TransactionTimeout:  30 * time.Second,
+
+		RepartitionPurgeInterval: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("withDefaults:\n got %+v\nwant %+v", d, want)
