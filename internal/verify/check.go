@@ -397,7 +397,13 @@ type keyRecords struct {
 // byKey indexes an output topic's records by key, in partition then offset
 // order; records with a null key are returned apart.
 func byKey(got [][]observed) (keyed map[string]*keyRecords, nulls []observed) {
-	keyed = map[string]*keyRecords{}
+	n := map[string]int{} // records per key, to size each key's slice once
+	for p := range got {
+		for _, o := range got[p] {
+			n[o.key]++
+		}
+	}
+	keyed = make(map[string]*keyRecords, len(n))
 	for p := range got {
 		for _, o := range got[p] {
 			if o.nilKey {
@@ -406,7 +412,7 @@ func byKey(got [][]observed) (keyed map[string]*keyRecords, nulls []observed) {
 			}
 			kr := keyed[o.key]
 			if kr == nil {
-				kr = &keyRecords{}
+				kr = &keyRecords{recs: make([]observed, 0, n[o.key])}
 				keyed[o.key] = kr
 			}
 			if len(kr.partitions) == 0 || kr.partitions[len(kr.partitions)-1] != o.partition {

@@ -393,21 +393,28 @@ func TestVerdict(t *testing.T) {
 }
 
 // BenchmarkEvaluate measures the checker's work after reading: 100,000 input
-// records over 1,000 keys and their five outputs.
+// records over 1,000 keys and their five outputs, with the input partitioned
+// by murmur2 (each key in one partition) and at random (each key in all four,
+// checked as interleavings).
 func BenchmarkEvaluate(b *testing.B) {
-	seq := newSequence(1, 1000)
-	input := map[int32][]string{}
-	for range 100_000 {
-		k, v := seq.next()
-		p := murmur2Partition([]byte(k), 4)
-		input[p] = append(input[p], k+"="+formatDecimal(v))
-	}
-	s := memSnapshot(4, input)
-	if r := s.evaluate(); !r.OK {
-		b.Fatal(r.Verdict())
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s.evaluate()
+	for _, name := range []string{PartitionMurmur2, PartitionRandom} {
+		b.Run(name, func(b *testing.B) {
+			seq := newSequence(1, 1000)
+			partition := recordPartitioner(name, 1, 4)
+			input := map[int32][]string{}
+			for range 100_000 {
+				k, v := seq.next()
+				p := partition([]byte(k))
+				input[p] = append(input[p], k+"="+formatDecimal(v))
+			}
+			s := memSnapshot(4, input)
+			if r := s.evaluate(); !r.OK {
+				b.Fatal(r.Verdict())
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.evaluate()
+			}
+		})
 	}
 }
