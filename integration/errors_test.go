@@ -128,7 +128,7 @@ func produceInput(t *testing.T, k *kafka, topic string, partitions int32, keys i
 func baseConfig(brokers, app string, t *testing.T) processor.Config {
 	return processor.Config{ApplicationID: app, BootstrapServers: brokers, StateDir: t.TempDir(), InstanceID: "a",
 		SessionTimeoutMs: 6000, TransactionTimeoutMs: 5000, CreateTopics: true,
-		Kafka: map[string]string{"consumer.heartbeat.interval.ms": "500", "consumer.max.poll.interval.ms": "8000"}}
+		Kafka: map[string]string{"consumer.heartbeat.interval.ms": "500"}}
 }
 
 // TestAbortableErrorLeavesNoTrace: a transaction whose commit fails with an
