@@ -329,6 +329,8 @@ func wipeReason(cp int64, hasCP bool, at time.Time, hasTime bool, b Bounds, now 
 		return "checkpoint above the high watermark (the topic was recreated)"
 	case !hasTime:
 		return "checkpoint of unknown age (written without a checkpoint time)"
+	case maxAge <= 0:
+		return "no checkpoint is young enough (the changelog's delete.retention.ms is not above transaction.timeout.ms)"
 	case now.Sub(at) >= maxAge:
 		// A checkpoint time in the future (the clock went back) counts as
 		// young: the clock's error is far below delete.retention.ms.
