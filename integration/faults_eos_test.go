@@ -48,25 +48,28 @@ func TestFailurePaths(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := startBroker(t)
 			start := time.Now()
 			var st faultStats
-			defer func() {
+			// Registered first, so it runs after every runner's cleanup: a
+			// race report found there fails the case in its row too.
+			t.Cleanup(func() {
 				st.name, st.elapsed = c.name, time.Since(start)
-				if t.Failed() {
+				st.redelivered = redeliveredIn(t)
+				switch {
+				case t.Failed():
 					st.verdict = "FAIL"
-				} else if st.verdict == "" {
+				case st.verdict == "":
 					st.verdict = "PASS"
-				} else {
+				default:
 					st.verdict = "PASS (" + st.verdict + ")"
 				}
-				t.Logf("%s: records %d, kills %d, cuts %d, rebalances %d, restarts %d, %v: %s",
-					st.name, st.records, st.kills, st.cuts, st.rebalances, st.restarts, st.elapsed.Round(time.Second), st.verdict)
+				t.Logf("%s: records %d, kills %d, cuts %d, rebalances %d, restarts %d, redelivered %d, %v: %s",
+					st.name, st.records, st.kills, st.cuts, st.rebalances, st.restarts, st.redelivered, st.elapsed.Round(time.Second), st.verdict)
 				summaryMu.Lock()
 				summary = append(summary, st)
 				summaryMu.Unlock()
-			}()
-			c.run(t, b, &st)
+			})
+			c.run(t, startBroker(t), &st)
 		})
 	}
 }
@@ -97,9 +100,9 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 		st.records += records
 		at = append(at, strconv.FormatInt(poison, 10))
 		coords := fmt.Sprintf("%s[0]@%d", topic, poison)
-		state := t.TempDir()
+		f := newFleet(t, b.addr, topic, 20*time.Millisecond)
 		for start := range starts {
-			r := startRunner(t, append(processArgs(b.addr, topic, "a", state, 20*time.Millisecond), "--set", "on.error=fail")...)
+			r := f.startWith("a", b.addr, "--set", "on.error=fail")
 			if trial > 0 || start > 0 {
 				st.restarts++
 			}
@@ -470,13 +473,13 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	proxy := startKafkaProxy(t, b.addr)
 	// A 1s commit interval: the cut lands in an open transaction.
 	f := newFleet(t, b.addr, topic, time.Second)
-	f.startVia("a", proxy.addr())
+	f.startWith("a", proxy.addr())
 	f.start("b")
 	var evidence []string
 	for i := range cuts {
 		if r := f.live["a"]; r == nil || isDone(r) {
 			delete(f.live, "a")
-			f.startVia("a", proxy.addr())
+			f.startWith("a", proxy.addr())
 			st.restarts++
 		}
 		ra, rb := f.live["a"], f.live["b"]
@@ -581,16 +584,31 @@ func truncateText(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// startVia starts instance id as fleet.start does, with its clients
-// bootstrapping from brokers (a proxy).
-func (f *fleet) startVia(id, brokers string) {
+// startWith starts instance id as fleet.start does, with its clients
+// bootstrapping from brokers (a proxy, say) and more arguments.
+func (f *fleet) startWith(id, brokers string, extra ...string) *runnerProc {
 	if _, ok := f.states[id]; !ok {
 		f.states[id] = f.t.TempDir()
 	}
-	r := startRunner(f.t, processArgs(brokers, f.topic, id, f.states[id], f.commitInterval)...)
+	r := startRunner(f.t, append(processArgs(brokers, f.topic, id, f.states[id], f.commitInterval), extra...)...)
 	f.live[id] = r
 	f.all = append(f.all, r)
 	f.starts++
+	return r
+}
+
+// racesIn counts the race detector's reports (EOS_CHAOS) from the runners
+// of every fleet test t made.
+func racesIn(t *testing.T) int {
+	fleetsMu.Lock()
+	defer fleetsMu.Unlock()
+	n := 0
+	for _, f := range fleets[t] {
+		for _, r := range f.all {
+			n += r.raceReports()
+		}
+	}
+	return n
 }
 
 // kafkaProxy is a TCP proxy in front of a one-broker cluster, for one

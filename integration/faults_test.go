@@ -231,7 +231,7 @@ func TestFaults(t *testing.T) {
 			st.redelivered = redeliveredIn(t)
 			rep := check(t, e.b.addr, e.topic)
 			st.verdict = "PASS"
-			if !rep.OK || st.redelivered > 0 {
+			if !rep.OK || st.redelivered > 0 || racesIn(t) > 0 {
 				st.verdict = "FAIL"
 			}
 			t.Logf("%s: records %d, kills %d, rebalances %d, restarts %d, redelivered %d, %v: %s",
