@@ -15,7 +15,8 @@ import (
 )
 
 // restorer restores tasks' stores off the poll loop, so that the poll loop
-// keeps the group membership alive (DESIGN.md section 11). Every store
+// keeps the group membership alive: a long restore inside it would exceed
+// max.poll.interval.ms and the member would be thrown out. Every store
 // partition restores concurrently through the one restore consumer. It
 // answers every job on restoreDone, unless ctx is done first (the runner is
 // stopping and reads no more outcomes).
@@ -132,7 +133,7 @@ const restoreQueryTimeout = 10 * time.Second
 // by explicit assignment (not through the group), with partition EOF events:
 // the end is reached when the consumer's position reaches the end offset, not
 // when a record at end-1 arrives, since transaction markers take offsets
-// (DESIGN.md section 11).
+// (docs/exactly-once.md, "Restore").
 //
 // Invariants:
 //
