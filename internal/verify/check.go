@@ -107,7 +107,9 @@ func (r *Report) Verdict() string {
 //     aggregate over that partition's records of the key, in input order.
 //     Nothing orders records of different input partitions. Check proves
 //     that such an interleaving exists (and, first, that the records match
-//     the expected ones as a multiset: no loss, no duplicate, exact values).
+//     the expected ones as a multiset: no loss, no duplicate, exact values);
+//     a search that outgrows its budget (interleave.go) is a violation that
+//     says the order is not proven, never a pass.
 //   - T-echo, beyond the above: the records T-echo[q] holds from input
 //     partition p (keys in one input partition) are p's records of those
 //     keys in input order, so the order across keys within a partition is
