@@ -21,7 +21,7 @@ const (
 )
 
 // Error policies for records that fail to deserialize or to process
-// (DESIGN.md section 7).
+// (docs/architecture.md, section 7).
 const (
 	OnErrorDLQ  = "dlq"
 	OnErrorSkip = "skip"

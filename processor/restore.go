@@ -20,9 +20,9 @@ import (
 // partition restores concurrently through the one restore consumer. It
 // answers every job on restoreDone, unless ctx is done first (the runner is
 // stopping and reads no more outcomes).
-func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan struct{}) {
+func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done chan struct{}) {
 	defer close(done)
-	mux, muxErr := newRestoreMux(c, r.log)
+	mux, muxErr := newRestoreMux(c, tm.log)
 	var wg sync.WaitGroup
 	if muxErr == nil {
 		defer mux.close()
@@ -34,7 +34,7 @@ func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan stru
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-r.restoreReq:
+		case job := <-tm.restoreReq:
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -42,12 +42,12 @@ func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan stru
 				if err == nil {
 					jctx, cancel := context.WithCancel(ctx)
 					stop := context.AfterFunc(job.ctx, cancel)
-					err = r.restoreTask(jctx, mux, job.t)
+					err = tm.restoreTask(jctx, mux, job.t)
 					stop()
 					cancel()
 				}
 				select {
-				case r.restoreDone <- restoreOutcome{t: job.t, err: err}:
+				case tm.restoreDone <- restoreOutcome{t: job.t, err: err}:
 				case <-ctx.Done():
 				}
 			}()
@@ -56,7 +56,7 @@ func (r *Runner) restorer(ctx context.Context, c *kafka.Consumer, done chan stru
 }
 
 // restoreTask restores every store of a task, concurrently.
-func (r *Runner) restoreTask(ctx context.Context, mux *restoreMux, t *task) error {
+func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task) error {
 	stores := t.changelogStores()
 	errs := make([]error, len(stores))
 	var wg sync.WaitGroup
@@ -64,12 +64,12 @@ func (r *Runner) restoreTask(ctx context.Context, mux *restoreMux, t *task) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := r.restoreStore(ctx, mux, t.id, s)
+			n, err := tm.restoreStore(ctx, mux, t.id, s)
 			if err != nil {
 				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
 				return
 			}
-			r.m.restored.Add(float64(n)) // changelog.Restore logs the outcome
+			tm.m.restored.Add(float64(n)) // changelog.Restore logs the outcome
 		}()
 	}
 	wg.Wait()
@@ -80,7 +80,7 @@ func (r *Runner) restoreTask(ctx context.Context, mux *restoreMux, t *task) erro
 // of records it replayed. It holds the changelog partition's claim
 // throughout, so a restore of the same store partition for a newer task
 // (revoked, then assigned again) waits for this one to return.
-func (r *Runner) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s *kvStore) (int64, error) {
+func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s *kvStore) (int64, error) {
 	src, err := mux.open(ctx, s.topic, s.partition)
 	if err != nil {
 		return 0, err
@@ -91,9 +91,9 @@ func (r *Runner) restoreStore(ctx context.Context, mux *restoreMux, taskID strin
 		return 0, err
 	}
 	res, err := changelog.Restore(ctx, s.cs, src, changelog.RestoreOptions{
-		MaxStateAge: maxStateAge(retention, r.cfg.TransactionTimeout),
+		MaxStateAge: maxStateAge(retention, tm.cfg.TransactionTimeout),
 		Report: func(p changelog.Progress) {
-			r.log.Info("restoring", "task", taskID, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
+			tm.log.Info("restoring", "task", taskID, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
 				"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
 		},
 	})

@@ -33,25 +33,12 @@ type Runner struct {
 
 	// Owned by the poll loop (Run's goroutine, which also runs the rebalance
 	// callbacks, since librdkafka calls them from Poll).
-	db       *changelog.DB
-	consumer *kafka.Consumer
-	producer *kafka.Producer
-	plan     *topicPlan
-	com      *committer
-	tasks    map[string]*task
-	taskOf   map[partitionKey]*task
-	ready    map[string]bool        // task id -> restored and initialized
-	resumeAt map[partitionKey]int64 // records seen from a restoring task's partition: seek here on resume
-	// position is the next offset to dispatch per assigned partition, once
-	// one was dispatched: a record below it was processed already in this
-	// assignment (committed, or in the open transaction) and is dropped.
-	// Reset where the runner seeks (rewind, resume) and on revoke.
-	position map[partitionKey]int64
-	// committed is the committed position per owned partition, as read at
-	// assignment and as sent with each commit since; sent again with every
-	// transaction (see kafkaTxn.positions).
-	committed         map[partitionKey]int64
-	restoring         map[string]context.CancelFunc
+	db                *changelog.DB
+	consumer          *kafka.Consumer
+	producer          *kafka.Producer
+	plan              *topicPlan
+	com               *committer
+	tm                *taskManager
 	fatal             error // set by a rebalance callback; Run returns it
 	consecutiveAborts int
 	// stopping is set once Run has decided to stop on an error: from then
@@ -70,25 +57,12 @@ type Runner struct {
 	producerFatal atomic.Pointer[error]
 
 	purge *purger // repartition topics' consumed records; nil without any
-
-	restoreReq  chan restoreJob
-	restoreDone chan restoreOutcome
 }
 
 type work struct {
 	t    *task
 	msg  *kafka.Message
 	wall time.Time // non-zero: fire wall-clock punctuators instead
-}
-
-type restoreJob struct {
-	ctx context.Context // cancelled when the task is revoked
-	t   *task
-}
-
-type restoreOutcome struct {
-	t   *task
-	err error
 }
 
 // Option adjusts a Runner.
@@ -283,13 +257,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	defer restoreConsumer.Close()
 	go r.drainLogs("restore-consumer", restoreConsumer.Logs())
 
-	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
-	r.resumeAt, r.restoring = map[partitionKey]int64{}, map[string]context.CancelFunc{}
-	r.position, r.committed = map[partitionKey]int64{}, map[partitionKey]int64{}
-	r.restoreReq, r.restoreDone = make(chan restoreJob, 1024), make(chan restoreOutcome, 1024)
+	r.tm = newTaskManager(r.cfg, r.topo, r.db, func() *collector { return &collector{p: r.producer, tracker: r.tracker} }, r.log, r.m)
 	rctx, stopRestorer := context.WithCancel(ctx)
 	restorerDone := make(chan struct{})
-	go r.restorer(rctx, restoreConsumer, restorerDone)
+	go r.tm.restorer(rctx, restoreConsumer, restorerDone)
 	defer func() { stopRestorer(); <-restorerDone }()
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
@@ -332,7 +303,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return r.stopOnError(err)
 	}
 	r.stopping = true
-	r.closeAllTasks()
+	r.tm.closeAll()
 	cerr := r.closeConsumer()
 	if cerr != nil {
 		cerr = fmt.Errorf("consumer close: %w", cerr)
@@ -368,7 +339,7 @@ func (r *Runner) stopOnError(err error) error {
 		cancel()
 		r.com.state = newTxnState()
 	}
-	r.closeAllTasks()
+	r.tm.closeAll()
 	_ = r.closeConsumer()
 	return err
 }
@@ -521,7 +492,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		if p := r.producerFatal.Load(); p != nil {
 			return fmt.Errorf("%w: producer: %w", ErrFatal, *p)
 		}
-		if err := r.handleRestores(); err != nil {
+		if err := r.tm.handleRestores(r.consumer); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -542,7 +513,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		}
 		if now.Sub(lastCleanup) > time.Minute {
 			lastCleanup = now
-			r.cleanupState(now)
+			r.tm.cleanup(now)
 		}
 		timeout := 100
 		if r.com.state.open {
@@ -565,14 +536,9 @@ func (r *Runner) loop(ctx context.Context) error {
 // reportProgress logs the runner's counters and tasks, for operators and
 // for tests that watch a running process.
 func (r *Runner) reportProgress() {
-	ready := 0
-	for id := range r.tasks {
-		if r.ready[id] {
-			ready++
-		}
-	}
+	tasks, running, restoring := r.tm.counts()
 	r.log.Info("progress", "processed", int64(counterValue(r.m.processed)), "commits", int64(counterValue(r.m.commits)),
-		"aborts", int64(counterValue(r.m.aborts)), "tasks", len(r.tasks), "running", ready, "restoring", len(r.restoring))
+		"aborts", int64(counterValue(r.m.aborts)), "tasks", tasks, "running", running, "restoring", restoring)
 }
 
 // onMessage hands a polled record to its task's worker.
@@ -582,19 +548,19 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 		r.log.Warn("consume error", "topic", tp.Topic, "partition", tp.Partition, "err", m.TopicPartition.Error)
 		return nil
 	}
-	t := r.taskOf[tp]
+	t := r.tm.taskOf[tp]
 	if t == nil {
 		return nil // revoked meanwhile
 	}
 	off := int64(m.TopicPartition.Offset)
-	if !r.ready[t.id] {
+	if !r.tm.ready[t.id] {
 		// Fetched before the pause took effect: process it after restore.
-		if prev, ok := r.resumeAt[tp]; !ok || off < prev {
-			r.resumeAt[tp] = off
+		if prev, ok := r.tm.resumeAt[tp]; !ok || off < prev {
+			r.tm.resumeAt[tp] = off
 		}
 		return nil
 	}
-	if next, ok := r.position[tp]; ok && off < next {
+	if next, ok := r.tm.position[tp]; ok && off < next {
 		// librdkafka delivered a record again that this assignment already
 		// processed; processing it twice would break exactly-once.
 		r.m.redelivered.Inc()
@@ -604,7 +570,7 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 	if err := r.com.ensureOpen(); err != nil {
 		return err
 	}
-	r.position[tp] = off + 1
+	r.tm.position[tp] = off + 1
 	r.com.state.track(tp, off)
 	r.dispatch(work{t: t, msg: m})
 	return nil
@@ -625,7 +591,7 @@ func (r *Runner) commit(ctx context.Context) error {
 		r.consecutiveAborts = 0
 		r.m.commits.Inc()
 		r.m.commitSeconds.Observe(time.Since(start).Seconds())
-		r.purge.afterCommit(context.WithoutCancel(ctx), start, r.committed)
+		r.purge.afterCommit(context.WithoutCancel(ctx), start, r.tm.committed)
 		return nil
 	case errors.As(err, &pe) && !errors.Is(err, ErrFatal):
 		// on.error=fail: what came before the record committed (unless that
@@ -655,53 +621,13 @@ func (r *Runner) commit(ctx context.Context) error {
 // maxConsecutiveAborts stops a runner whose transactions keep failing.
 const maxConsecutiveAborts = 5
 
-// punctuateWallClock dispatches due wall-clock punctuators to their workers.
-//
-// It reads only each task's published wallDue, never its punctuators, which
-// belong to the task's worker. A due task is marked not due until its worker
-// publishes the next time, so a slow worker is not sent the same tick twice.
+// punctuateWallClock dispatches wall-clock punctuation to the tasks due.
 func (r *Runner) punctuateWallClock(now time.Time) {
-	for id, t := range r.tasks {
-		if !r.ready[id] {
-			continue
-		}
-		due := t.wallDue.Load()
-		if due == 0 || now.UnixNano() < due || !t.wallDue.CompareAndSwap(due, 0) {
-			continue
-		}
+	for _, t := range r.tm.wallClockDue(now) {
 		if err := r.com.ensureOpen(); err != nil {
 			r.fatal = err
 			return
 		}
 		r.dispatch(work{t: t, wall: now})
 	}
-}
-
-// cleanupState deletes state of store partitions not owned for state.cleanup.delay.ms.
-func (r *Runner) cleanupState(now time.Time) {
-	owned := map[changelog.StorePartition]bool{}
-	for _, t := range r.tasks {
-		for name := range t.stores {
-			owned[changelog.StorePartition{Store: name, Partition: t.partition}] = true
-		}
-	}
-	dropped, err := r.db.DropUnowned(owned, r.cfg.StateCleanupDelay, now)
-	if err != nil {
-		r.log.Warn("state cleanup failed", "err", err)
-		return
-	}
-	for _, sp := range dropped {
-		r.log.Info("deleted state of a partition no longer owned", "store", sp.Store, "partition", sp.Partition)
-	}
-}
-
-func (r *Runner) closeAllTasks() {
-	for id, t := range r.tasks {
-		if cancel, ok := r.restoring[id]; ok {
-			cancel()
-		}
-		t.close()
-	}
-	r.tasks, r.taskOf, r.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
-	r.m.tasks.Set(0)
 }

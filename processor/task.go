@@ -355,7 +355,7 @@ func (t *task) discard() {
 	t.coll.discard()
 }
 
-// DLQ header names (DESIGN.md section 7).
+// DLQ header names (docs/architecture.md, section 7).
 const (
 	HeaderErrorClass    = "eos.error.class"
 	HeaderErrorMessage  = "eos.error.message"

@@ -29,16 +29,16 @@ func (k *kafkaTxn) begin() error { return k.r.producer.BeginTransaction() }
 // offsets too, so the group coordinator fences it when this member is stale.
 func (k *kafkaTxn) positions() map[partitionKey]position {
 	out := map[partitionKey]position{}
-	for _, t := range k.r.tasks {
+	for _, t := range k.r.tm.tasks {
 		for tp, next := range t.processed {
 			out[tp] = position{Next: next, StreamTime: t.streamTime}
 		}
 	}
-	for tp, t := range k.r.taskOf {
+	for tp, t := range k.r.tm.taskOf {
 		if _, ok := out[tp]; ok {
 			continue
 		}
-		if next, ok := k.r.committed[tp]; ok {
+		if next, ok := k.r.tm.committed[tp]; ok {
 			out[tp] = position{Next: next, StreamTime: t.streamTime}
 		}
 	}
@@ -88,7 +88,7 @@ func (k *kafkaTxn) awaitDeliveries(ctx context.Context) (map[partitionKey]int64,
 // schedule the committed point.
 func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[partitionKey]position) error {
 	var commits []changelog.Commit
-	for _, t := range k.r.tasks {
+	for _, t := range k.r.tm.tasks {
 		for _, s := range t.stores {
 			cp := int64(-1)
 			if off, ok := changelogNext[partitionKey{s.topic, s.partition}]; ok {
@@ -105,11 +105,11 @@ func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[part
 		}
 	}
 	for tp, p := range pos {
-		if _, owned := k.r.taskOf[tp]; owned {
-			k.r.committed[tp] = p.Next
+		if _, owned := k.r.tm.taskOf[tp]; owned {
+			k.r.tm.committed[tp] = p.Next
 		}
 	}
-	for _, t := range k.r.tasks {
+	for _, t := range k.r.tm.tasks {
 		t.markCommitted()
 	}
 	return nil
@@ -118,7 +118,7 @@ func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[part
 // dropState rolls every task back to its committed point.
 func (k *kafkaTxn) dropState() error {
 	var first error
-	for _, t := range k.r.tasks {
+	for _, t := range k.r.tm.tasks {
 		if err := t.rollback(); err != nil && first == nil {
 			first = err
 		}
@@ -128,14 +128,14 @@ func (k *kafkaTxn) dropState() error {
 
 func (k *kafkaTxn) rewind(first map[partitionKey]int64) error {
 	for tp, off := range first {
-		if _, owned := k.r.taskOf[tp]; !owned {
+		if _, owned := k.r.tm.taskOf[tp]; !owned {
 			continue
 		}
 		topic := tp.Topic
 		if err := k.r.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
 			return fmt.Errorf("seek %s[%d] to %d: %w", tp.Topic, tp.Partition, off, err)
 		}
-		k.r.position[tp] = off
+		k.r.tm.position[tp] = off
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 // Package dlqreplay replays a dead-letter topic, after a fix, exactly once,
-// filtered by error class, source topic or source offset range (DESIGN.md
-// section 7).
+// filtered by error class, source topic or source offset range
+// (docs/architecture.md, section 7).
 //
 // # The model
 //
