@@ -40,11 +40,16 @@ func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
 		r.fatal = fmt.Errorf("%w: committed offsets of %v: %w", ErrFatal, fmtParts(parts), err)
 		return
 	}
-	if err := c.IncrementalAssign(parts); err != nil {
+	start, err := r.startOffsets(c, parts, committed)
+	if err != nil {
+		r.fatal = fmt.Errorf("%w: %w", ErrFatal, err)
+		return
+	}
+	if err := c.IncrementalAssign(start); err != nil {
 		r.fatal = fmt.Errorf("%w: incremental assign: %w", ErrFatal, err)
 		return
 	}
-	pause, err := r.tm.assign(parts, r.plan.subOf, committed)
+	pause, err := r.tm.assign(start, r.plan.subOf, committed)
 	if err != nil {
 		r.fatal = fmt.Errorf("%w: %w", ErrFatal, err)
 		return
@@ -80,6 +85,29 @@ func (r *Runner) onRevoked(c *kafka.Consumer, parts []kafka.TopicPartition, lost
 	if err := c.IncrementalUnassign(parts); err != nil && r.fatal == nil {
 		r.fatal = fmt.Errorf("%w: incremental unassign: %w", ErrFatal, err)
 	}
+}
+
+// startOffsets returns parts at explicit offsets: the committed one, or else
+// the log start (auto.offset.reset=earliest, resolved here). At a logical
+// offset librdkafka would look the start up with ListOffsets, and a Pause or
+// Resume while that lookup is in flight leaves a retry timer armed that later
+// restarts the active partition at its start (docs/exactly-once.md).
+func (r *Runner) startOffsets(c *kafka.Consumer, parts []kafka.TopicPartition, committed map[partitionKey]position) ([]kafka.TopicPartition, error) {
+	out := make([]kafka.TopicPartition, len(parts))
+	for i, p := range parts {
+		var next int64
+		if cp, ok := committed[partitionKey{*p.Topic, p.Partition}]; ok {
+			next = cp.Next
+		} else {
+			low, _, err := c.QueryWatermarkOffsets(*p.Topic, p.Partition, int(min(10*time.Second, r.cfg.TransactionTimeout).Milliseconds()))
+			if err != nil {
+				return nil, fmt.Errorf("log start of %s[%d]: %w", *p.Topic, p.Partition, err)
+			}
+			next = low
+		}
+		out[i] = kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition, Offset: kafka.Offset(next)}
+	}
+	return out, nil
 }
 
 func fmtParts(parts []kafka.TopicPartition) []string {

@@ -36,10 +36,11 @@ type taskManager struct {
 	taskOf   map[partitionKey]*task
 	ready    map[string]bool        // task id -> restored and initialized
 	resumeAt map[partitionKey]int64 // records seen from a restoring task's partition: seek here on resume
-	// position is the next offset to dispatch per assigned partition, once
-	// one was dispatched: a record below it was processed already in this
-	// assignment (committed, or in the open transaction) and is dropped.
-	// Reset where the runner seeks (rewind, resume) and on revoke.
+	// position is the next offset to dispatch per assigned partition: the
+	// offset the assignment started at, then the last dispatched + 1. A
+	// record below it was processed already (committed, or in the open
+	// transaction) and is dropped and counted (eos_records_redelivered_total).
+	// Set where the runner seeks (rewind, resume); dropped on revoke.
 	position map[partitionKey]int64
 	// committed is the committed position per owned partition, as read at
 	// assignment and as sent with each commit since; sent again with every
@@ -104,6 +105,8 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 			}
 		}
 		tm.taskOf[tp] = t
+		// The guard covers the assignment from its first record.
+		tm.position[tp] = int64(p.Offset)
 		if cp, ok := committed[tp]; ok {
 			tm.committed[tp] = cp.Next
 			t.setCommittedStreamTime(cp.StreamTime)
@@ -203,7 +206,7 @@ func (tm *taskManager) handleRestores(c resumer) error {
 						return fmt.Errorf("%w: seek %s[%d] to %d: %w", ErrFatal, tp.Topic, tp.Partition, off, err)
 					}
 					delete(tm.resumeAt, tp)
-					delete(tm.position, tp)
+					tm.position[tp] = off
 				}
 				resume = append(resume, p)
 			}
