@@ -115,10 +115,9 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 			if !errors.As(r.err, &ee) {
 				t.Fatalf("trial %d, start %d: runner exit %v, want a non-zero exit at %s", trial, start, r.err, coords)
 			}
-			if !slices.ContainsFunc(r.plainLines(), func(l string) bool {
-				return strings.HasPrefix(l, "eos-runner:") && strings.Contains(l, coords)
-			}) {
-				t.Errorf("trial %d, start %d: exit %v; its error does not name the record %s: %q", trial, start, r.err, coords, r.plainLines())
+			exitLines := slices.DeleteFunc(r.plainLines(), func(l string) bool { return !strings.HasPrefix(l, "eos-runner:") })
+			if !slices.ContainsFunc(exitLines, func(l string) bool { return strings.Contains(l, coords) }) {
+				t.Errorf("trial %d, start %d: exit %v; its error does not name the record %s: %q", trial, start, r.err, coords, exitLines)
 			}
 			switch c, ok := committedOffsets(t, k, app, topic)[0]; {
 			case !ok:
@@ -261,13 +260,13 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute) // bounds a broken runner
-		done := make(chan error, 1)
-		go func() { done <- r.Run(rctx) }()
+		finished := make(chan struct{})
+		go func() { err = r.Run(rctx); close(finished) }()
+		t.Cleanup(func() { cancel(); <-finished })
 		waitFor(t, 2*time.Minute, "the first half committed", func() bool { return k.committed(ctx, app, topic) == int64(half) })
 		before := committedOffsets(t, k, app, topic)
 		produceTimed(t, k, topic, partitions, records-half, 500, rng, next, time.Millisecond)
-		err = <-done // Run returns by itself on the failure
-		cancel()
+		<-finished // Run returns by itself on the failure
 		if !fault.fired.Load() {
 			t.Fatalf("trial %d: the punctuator of task 0_%d never reached stream time %d (runner: %v)", trial, fault.partition, fault.at.UnixMilli(), err)
 		}
@@ -475,7 +474,7 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	f := newFleet(t, b.addr, topic, time.Second)
 	f.startWith("a", proxy.addr())
 	f.start("b")
-	var evidence []string
+	signs := map[string]int{} // cuts after which a showed each sign
 	for i := range cuts {
 		if r := f.live["a"]; r == nil || isDone(r) {
 			delete(f.live, "a")
@@ -512,12 +511,19 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 			}
 			return false
 		})
-		ev := zombieEvidence(ra)
-		if len(ev) == 0 {
+		z := zombieSignsOf(ra)
+		if !z.any() {
 			t.Errorf("cut %d: a neither lost its partitions, nor was fenced, nor stopped", i+1)
 		}
-		evidence = append(evidence, ev...)
-		t.Logf("cut %d: a afterwards: %s", i+1, strings.Join(ev, "; "))
+		for _, n := range []struct {
+			seen bool
+			what string
+		}{{z.lost > 0, "lost"}, {z.groupFenced > 0, "group-fenced"}, {z.brokerFenced > 0, "broker-fenced"}, {z.stopped, "stopped"}} {
+			if n.seen {
+				signs[n.what]++
+			}
+		}
+		t.Logf("cut %d: a afterwards: %s", i+1, strings.Join(z.detail, "; "))
 	}
 	if err := <-genDone; err != nil {
 		t.Fatalf("generate: %v", err)
@@ -530,7 +536,8 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	f.stopAll()
 	check(t, b.addr, topic)
 	st.records, st.cuts = records, cuts
-	st.verdict = fmt.Sprintf("zombie: %s", strings.Join(evidence, "; "))
+	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, stopped %d",
+		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"])
 }
 
 func isDone(r *runnerProc) bool {
@@ -542,39 +549,41 @@ func isDone(r *runnerProc) bool {
 	}
 }
 
-// zombieEvidence lists how the cut-off runner learned that it was no longer
-// a member: its assignment declared lost, its transaction fenced by the
-// group or the producer epoch, or a fatal stop.
-func zombieEvidence(r *runnerProc) []string {
-	var ev []string
-	lost := 0
+// zombieSigns is how the cut-off runner learned that it was no longer a
+// member, by its log.
+type zombieSigns struct {
+	lost         int  // its assignment declared lost (partitions revoked, lost=true)
+	groupFenced  int  // transactions whose offsets the group refused (KIP-447)
+	brokerFenced int  // producer errors saying the broker fenced it (epoch)
+	stopped      bool // it stopped on an error
+	detail       []string
+}
+
+func (z zombieSigns) any() bool { return z.lost+z.groupFenced+z.brokerFenced > 0 || z.stopped }
+
+func zombieSignsOf(r *runnerProc) zombieSigns {
+	var z zombieSigns
 	for _, l := range r.find("partitions revoked") {
 		if v, _ := l["lost"].(bool); v {
-			lost++
+			z.lost++
 		}
 	}
-	if lost > 0 {
-		ev = append(ev, fmt.Sprintf("%d lost-partition revocation(s)", lost))
-	}
-	if n := len(r.find("transaction aborted: this member was fenced by the group; waiting for the rebalance")); n > 0 {
-		ev = append(ev, fmt.Sprintf("%d transaction(s) fenced by the group", n))
-	}
-	fenced := 0
+	z.groupFenced = len(r.find("transaction aborted: this member was fenced by the group; waiting for the rebalance"))
 	for _, l := range r.find("producer error") {
 		if strings.Contains(strings.ToLower(fmt.Sprint(l["err"])), "fenced") {
-			fenced++
+			z.brokerFenced++
 		}
 	}
-	if fenced > 0 {
-		ev = append(ev, fmt.Sprintf("producer fenced by the broker (%d error(s))", fenced))
-	}
+	z.detail = append(z.detail, fmt.Sprintf("%d lost-partition revocation(s), %d transaction(s) fenced by the group, %d producer error(s) fenced by the broker",
+		z.lost, z.groupFenced, z.brokerFenced))
 	for _, l := range r.find("runner stopping on error") {
-		ev = append(ev, fmt.Sprintf("stopped: %s", truncateText(fmt.Sprint(l["err"]), 160)))
+		z.stopped = true
+		z.detail = append(z.detail, "stopped: "+truncateText(fmt.Sprint(l["err"]), 160))
 	}
 	if isDone(r) {
-		ev = append(ev, fmt.Sprintf("exit: %v", r.err))
+		z.detail = append(z.detail, fmt.Sprintf("exit: %v", r.err))
 	}
-	return ev
+	return z
 }
 
 func truncateText(s string, n int) string {
