@@ -20,6 +20,8 @@ type harness struct {
 	topo   *Topology
 	procs  map[*Node]Processor
 	stores map[string]*memStore
+	wins   map[string]*memWindowStore
+	sess   map[string]*memSessionStore
 	out    map[string][]Record // by sink topic, unprefixed
 	queue  []queued            // records written to internal topics, not yet read back
 	md     RecordMetadata
@@ -39,10 +41,19 @@ func newHarness(t *testing.T, topo *Topology) *harness {
 		topo:   topo,
 		procs:  map[*Node]Processor{},
 		stores: map[string]*memStore{},
+		wins:   map[string]*memWindowStore{},
+		sess:   map[string]*memSessionStore{},
 		out:    map[string][]Record{},
 	}
-	for name := range topo.Stores {
-		h.stores[name] = &memStore{name: name, m: map[string]memEntry{}}
+	for name, spec := range topo.Stores {
+		switch spec.Kind {
+		case WindowStoreKind:
+			h.wins[name] = newMemWindowStore(name)
+		case SessionStoreKind:
+			h.sess[name] = newMemSessionStore(name)
+		default:
+			h.stores[name] = &memStore{name: name, m: map[string]memEntry{}}
+		}
 	}
 	for _, n := range topo.Nodes {
 		if n.Kind != ProcessorNode {
@@ -189,6 +200,30 @@ func (c *nodeCtx) Store(name string) KeyValueStore {
 	s, ok := c.h.stores[name]
 	if !ok {
 		panic(fmt.Sprintf("node %q: store %q not declared", c.node.Name, name))
+	}
+	return s
+}
+
+// WindowStore panics for a store not connected to the node, as Store does.
+func (c *nodeCtx) WindowStore(name string) WindowStore {
+	if !slices.Contains(c.node.StoreNames, name) {
+		panic(fmt.Sprintf("node %q: window store %q not connected", c.node.Name, name))
+	}
+	s, ok := c.h.wins[name]
+	if !ok {
+		panic(fmt.Sprintf("node %q: window store %q not declared", c.node.Name, name))
+	}
+	return s
+}
+
+// SessionStore panics for a store not connected to the node, as Store does.
+func (c *nodeCtx) SessionStore(name string) SessionStore {
+	if !slices.Contains(c.node.StoreNames, name) {
+		panic(fmt.Sprintf("node %q: session store %q not connected", c.node.Name, name))
+	}
+	s, ok := c.h.sess[name]
+	if !ok {
+		panic(fmt.Sprintf("node %q: session store %q not declared", c.node.Name, name))
 	}
 	return s
 }

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"time"
+
 	"github.com/eos-runner/eos-runner/serde"
 )
 
@@ -51,11 +53,34 @@ type Node struct {
 // Subtopology is the number of the sub-topology the node belongs to.
 func (n *Node) Subtopology() int { return n.subtopology }
 
-// StoreSpec declares a key-value state store and the serdes of its entries.
-// Every store is backed by a changelog topic.
+// StoreSpec declares a state store and the serdes of its entries. Every
+// store is backed by a changelog topic.
+//
+// A key-value store's changelog is compacted. A window or session store
+// (Kind) expires its entries once they fall Retention behind stream time, so
+// its changelog is `cleanup.policy=compact,delete` with retention.ms =
+// Retention plus a margin (Kafka Streams'
+// windowstore.changelog.additional.retention.ms, default one day).
+// KeySerde encodes the record key (without the window), ValueSerde the
+// stored value.
 type StoreSpec struct {
 	Name                 string
 	KeySerde, ValueSerde serde.Serde
+
+	// Kind is KeyValueStoreKind (the zero value), WindowStoreKind or
+	// SessionStoreKind. The fields below are for window and session stores.
+	Kind StoreKind
+	// Retention is how long entries stay behind stream time: a window's
+	// start (a session's end) older than stream time - Retention expires.
+	// Windowed aggregations set KS's default: size + grace (sliding: 2 *
+	// time difference + grace; session: gap + grace).
+	Retention time.Duration
+	// WindowSize is the size of the windows a window store holds (the time
+	// difference for sliding windows), needed to turn a stored start back
+	// into a window; zero for session stores.
+	WindowSize time.Duration
+	// Grace is the windows' grace period.
+	Grace time.Duration
 }
 
 // SubTopology is a connected part of the graph, cut at topics.

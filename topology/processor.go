@@ -72,6 +72,12 @@ type ProcessorContext interface {
 	// node's definition); it panics for a store that was not connected,
 	// which Build reports before anything runs.
 	Store(name string) KeyValueStore
+	// WindowStore returns a window store connected to this node
+	// (StoreSpec.Kind WindowStoreKind); it panics as Store does.
+	WindowStore(name string) WindowStore
+	// SessionStore returns a session store connected to this node
+	// (StoreSpec.Kind SessionStoreKind); it panics as Store does.
+	SessionStore(name string) SessionStore
 	// Schedule calls fn every interval of the given clock.
 	Schedule(interval time.Duration, typ PunctuationType, fn Punctuator) Cancellable
 	// RecordMetadata is the input record being processed; ok is false inside a

@@ -155,6 +155,12 @@ func (c *memCtx) ForwardTo(child string, r topology.Record) error {
 func (c *memCtx) Store(name string) topology.KeyValueStore {
 	return &memStore{m: c.m, name: name, spec: c.m.topo.Stores[name]}
 }
+func (c *memCtx) WindowStore(name string) topology.WindowStore {
+	panic("verify workload: no window stores")
+}
+func (c *memCtx) SessionStore(name string) topology.SessionStore {
+	panic("verify workload: no session stores")
+}
 func (c *memCtx) Schedule(time.Duration, topology.PunctuationType, topology.Punctuator) topology.Cancellable {
 	return noCancel{}
 }
