@@ -81,7 +81,7 @@ func (db *DB) Commit(commits []Commit) error {
 		for k, v := range c.Store.pendingKV {
 			c.Store.cacheCommitted(k, v)
 		}
-		c.Store.Abort()
+		c.Store.reset(true)
 	}
 	return nil
 }

@@ -39,3 +39,18 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("changelog: state dir %s has on-disk format version %d, this binary knows up to %d: wipe the directory to restore it from the changelogs",
 		e.Dir, e.Found, e.Known)
 }
+
+// ErrBadWindowedKey is returned (wrapped) by DecodeWindowKey and
+// DecodeSessionKey, and so by RestoreWindows and RestoreSessions, for a
+// changelog record key that is not a window (session) key: too short, or a
+// session ending before it starts. The changelog holds records of another
+// kind of store (a store renamed or retyped without a new changelog topic).
+var ErrBadWindowedKey = errors.New("changelog: bad windowed key")
+
+// ErrExpired is returned (wrapped) by WindowStore.Put and SessionStore.Put
+// and Remove for an entry in a segment the store has expired: the write
+// would be dropped at the next expiry and is never restored. The caller
+// writes no changelog record for it either; a runner that closes windows
+// at size + grace and keeps them for a retention at least that long never
+// gets it.
+var ErrExpired = errors.New("changelog: window or session expired")

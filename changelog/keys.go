@@ -30,6 +30,41 @@ package changelog
 // checkpoints leave an older time (or none) behind, and an older time or a
 // missing one only makes Restore wipe and restore in full, never replay a
 // tail it should not. So binaries of both kinds can open the same directory.
+//
+// # Window and session stores
+//
+// A window or session store partition (WindowStore, SessionStore) keeps its
+// state under the same 0x01|sp prefix, with a key kind byte after sp in
+// place of a user key:
+//
+//	0x01 | sp | 0x00                         layout: store kind (0x01 window,
+//	                                         0x02 session) | big-endian uint64
+//	                                         segment interval in milliseconds
+//	0x01 | sp | 0x01 | seg | len | key | t   by-key index: value
+//	0x01 | sp | 0x02 | t | key               by-time index: the same value
+//
+// where len = uvarint(len(key)), seg = floorDiv(t0, segment interval), and
+// seg and times are ordered int64s (big-endian uint64(x) ^ 1<<63, so
+// negative values sort before positive ones). For a window, t = t0 = start.
+// For a session, t = end | start and t0 = end.
+//
+// Both indexes lead with time at segment granularity, so the entries of one
+// segment are one contiguous range in each and expiring segments is two
+// DeleteRanges. The by-key index puts the key right after the segment, so
+// one key's windows in one segment are one range scan; the length prefix
+// keeps a key from reading as a prefix of a longer one ("a" and "ab" differ
+// in the len byte). The by-time index needs no segment (time leads) and no
+// length (the key is last). Each index carries the value, so both access
+// paths are plain scans, at the cost of each value written twice (Kafka
+// Streams' indexed time-ordered store keeps it once and pays a point lookup
+// per index entry instead).
+//
+// These kinds were added to format version 1 without a new version: the
+// key-value encoding is unchanged, and a binary that predates them sees a
+// window store partition as a key-value store partition with odd keys, which
+// it only ever lists, drops or wipes as a whole (0x01|sp), as it should. The
+// layout key makes a change of segment interval (which moves every by-key
+// entry) a reason for Restore to wipe and restore in full.
 
 import (
 	"encoding/binary"
@@ -57,6 +92,20 @@ const (
 	checkpointLen = 8
 	// checkpointTimeLen is the width of an encoded checkpoint time value.
 	checkpointTimeLen = 8
+
+	// Key kinds after 0x01|sp in a window or session store partition.
+	kindLayout byte = 0x00
+	kindByKey  byte = 0x01
+	kindByTime byte = 0x02
+
+	// Store kinds in a layout value.
+	layoutWindow  byte = 0x01
+	layoutSession byte = 0x02
+
+	// timeLen is the width of an encoded time or segment.
+	timeLen = 8
+	// layoutLen is the width of a layout value.
+	layoutLen = 1 + 8
 )
 
 // formatVersionKey holds the format version (big-endian uint64).
@@ -166,4 +215,39 @@ func prefixEnd(prefix []byte) []byte {
 		}
 	}
 	panic("changelog: prefixEnd of an all-0xff prefix")
+}
+
+// appendTime appends t as an ordered int64: big-endian with the sign bit
+// flipped, so that bytewise order is numeric order.
+func appendTime(dst []byte, t int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(t)^(1<<63))
+}
+
+// decodeTime decodes an ordered int64 from the first timeLen bytes of b.
+func decodeTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// kindPrefix returns 0x01|sp|kind, from dataPrefix's 0x01|sp.
+func kindPrefix(dataPrefix []byte, kind byte) []byte {
+	return append(append(make([]byte, 0, len(dataPrefix)+1), dataPrefix...), kind)
+}
+
+// appendByKeyPrefix appends seg|len|key to byKey (0x01|sp|0x01): the prefix
+// of every by-key entry of key in segment seg.
+func appendByKeyPrefix(dst []byte, seg int64, key []byte) []byte {
+	dst = appendTime(dst, seg)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	return append(dst, key...)
+}
+
+// encodeLayout encodes a layout value.
+func encodeLayout(kind byte, segmentInterval int64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, layoutLen), kind), uint64(segmentInterval))
+}
+
+// decodeLayout decodes a layout value.
+func decodeLayout(v []byte) (kind byte, segmentInterval int64, err error) {
+	if len(v) != layoutLen {
+		return 0, 0, fmt.Errorf("%w: layout value is %d bytes, want %d", ErrCorrupt, len(v), layoutLen)
+	}
+	return v[0], int64(binary.BigEndian.Uint64(v[1:])), nil
 }

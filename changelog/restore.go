@@ -70,6 +70,10 @@ type Progress struct {
 type RestoreResult struct {
 	// Restored counts the records applied (tombstones included).
 	Restored int64
+	// Expired counts the records of a window or session store left out
+	// because their segment had expired (see RestoreWindows); 0 for a
+	// key-value store.
+	Expired int64
 	// From is the offset the restore started at; To is the position reached,
 	// which is the new checkpoint (>= the stable offset Restore waited for).
 	From, To int64
@@ -97,6 +101,13 @@ type RestoreOptions struct {
 	// exactly that. Default (0) DefaultMaxStateAge; negative: every
 	// checkpoint is too old (always restore in full).
 	MaxStateAge time.Duration
+	// StreamTime, for a window or session store (RestoreWindows,
+	// RestoreSessions), is the task's committed stream time, if known:
+	// records of segments expired at it are not restored. Expiry during a
+	// restore runs by the larger of it and the largest window start
+	// (session end) restored or on disk. Default (0) none: by the records
+	// alone. Ignored by Restore.
+	StreamTime int64
 }
 
 // DefaultMaxStateAge is RestoreOptions.MaxStateAge's default: Kafka's default
@@ -124,6 +135,42 @@ type restoreConfig struct {
 	now            func() time.Time
 	// sleep pauses for d, or returns ctx's error when ctx is done first.
 	sleep func(ctx context.Context, d time.Duration) error
+	// applier turns records into writes; nil: a key-value store's
+	// (kvApplier).
+	applier recordApplier
+}
+
+// recordApplier is what Restore does with the records of one kind of store:
+// key-value stores write each record's key as is (kvApplier); window and
+// session stores decode it into their two indexes and leave out expired
+// segments (restoreApplier).
+type recordApplier interface {
+	// wipeReason says why the local state cannot be kept whatever its
+	// checkpoint (its layout changed), or "" when it can.
+	wipeReason() (string, error)
+	// begin is called once, after any wipe, with the first batch.
+	begin(b *pebble.Batch) error
+	// apply adds rec's writes to b; false when rec was left out.
+	apply(b *pebble.Batch, rec ChangelogRecord) (bool, error)
+	// flushing adds the applier's own keys to each batch before it is
+	// written.
+	flushing(b *pebble.Batch) error
+}
+
+// kvApplier is the recordApplier of a key-value Store.
+type kvApplier struct{ s *Store }
+
+func (kvApplier) wipeReason() (string, error)  { return "", nil }
+func (kvApplier) begin(*pebble.Batch) error    { return nil }
+func (kvApplier) flushing(*pebble.Batch) error { return nil }
+
+// apply adds one record to the batch: a tombstone deletes.
+func (a kvApplier) apply(b *pebble.Batch, rec ChangelogRecord) (bool, error) {
+	k := dataKey(a.s.prefix, rec.Key)
+	if rec.Value == nil {
+		return true, b.Delete(k, nil)
+	}
+	return true, b.Set(k, rec.Value, nil)
 }
 
 // Restore brings a store partition up to date with its changelog
@@ -163,14 +210,20 @@ type restoreConfig struct {
 // Restore returns ctx's error when cancelled; what it applied until then is
 // kept, with its checkpoint.
 func Restore(ctx context.Context, s *Store, src Source, opts RestoreOptions) (RestoreResult, error) {
-	return restore(ctx, s, src, opts.Report, restoreConfig{
+	return restore(ctx, s, src, opts.Report, defaultRestoreConfig(s, opts))
+}
+
+// defaultRestoreConfig is the restoreConfig of opts, with a key-value
+// store's applier.
+func defaultRestoreConfig(s *Store, opts RestoreOptions) restoreConfig {
+	return restoreConfig{
 		batchRecords:   restoreBatchRecords,
 		batchBytes:     restoreBatchBytes,
 		reportInterval: reportInterval,
 		maxStateAge:    opts.MaxStateAge,
 		now:            s.db.now,
 		sleep:          sleepCtx,
-	})
+	}
 }
 
 // sleepCtx pauses for d or until ctx is done.
@@ -191,6 +244,9 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 	}
 	if n := s.PendingCount(); n > 0 {
 		return RestoreResult{}, fmt.Errorf("changelog: restore %s: %w (%d)", s.sp, ErrPendingWrites, n)
+	}
+	if cfg.applier == nil {
+		cfg.applier = kvApplier{s}
 	}
 	switch {
 	case cfg.maxStateAge == 0:
@@ -229,11 +285,14 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 	if err := r.run(ctx, src); err != nil {
 		return RestoreResult{}, err
 	}
-	res.Restored, res.To, res.Elapsed = r.restored, r.pos, cfg.now().Sub(began)
+	res.Restored, res.Expired, res.To, res.Elapsed = r.restored, r.expired, r.pos, cfg.now().Sub(began)
 	r.progress(true)
-	s.db.logger.Info("restored store partition",
-		"store", s.sp.Store, "partition", s.sp.Partition, "records", res.Restored,
-		"from", res.From, "to", res.To, "full", res.Full, "elapsed", res.Elapsed.String())
+	attrs := []any{"store", s.sp.Store, "partition", s.sp.Partition, "records", res.Restored}
+	if res.Expired > 0 {
+		attrs = append(attrs, "expired", res.Expired)
+	}
+	attrs = append(attrs, "from", res.From, "to", res.To, "full", res.Full, "elapsed", res.Elapsed.String())
+	s.db.logger.Info("restored store partition", attrs...)
 	return res, nil
 }
 
@@ -270,6 +329,11 @@ func settle(ctx context.Context, s *Store, src Source, cfg restoreConfig, began 
 			return restorePlan{}, fmt.Errorf("changelog: restore: %w", err)
 		}
 		p.reason = wipeReason(p.checkpoint, p.hasCheckpoint, at, hasTime, b, cfg.now(), cfg.maxStateAge)
+		if p.reason == "" {
+			if p.reason, err = cfg.applier.wipeReason(); err != nil {
+				return restorePlan{}, fmt.Errorf("changelog: restore %s: %w", s.sp, err)
+			}
+		}
 		p.from = p.checkpoint
 		if p.reason != "" {
 			p.from = b.LogStart
@@ -355,6 +419,8 @@ type restorer struct {
 	// in Pebble.
 	pos      int64
 	restored int64
+	// expired counts the records the applier left out.
+	expired int64
 	// batch holds the records read since the last write to Pebble.
 	batch *pebble.Batch
 }
@@ -365,6 +431,9 @@ type restorer struct {
 // checkpoint time even when there is nothing to read.
 func (r *restorer) run(ctx context.Context, src Source) error {
 	r.batch = r.s.db.pdb.NewBatch()
+	if err := r.cfg.applier.begin(r.batch); err != nil {
+		return fmt.Errorf("changelog: restore %s: %w", r.s.sp, err)
+	}
 	if r.pos < r.end {
 		if err := src.Seek(ctx, r.pos); err != nil {
 			return fmt.Errorf("changelog: restore %s: seek %d: %w", r.s.sp, r.pos, err)
@@ -400,19 +469,17 @@ func (r *restorer) run(ctx context.Context, src Source) error {
 	return r.flush(pebble.Sync, true)
 }
 
-// apply adds one record to the batch: a tombstone deletes.
+// apply adds one record to the batch, through the applier.
 func (r *restorer) apply(rec ChangelogRecord) error {
-	k := dataKey(r.s.prefix, rec.Key)
-	var err error
-	if rec.Value == nil {
-		err = r.batch.Delete(k, nil)
-	} else {
-		err = r.batch.Set(k, rec.Value, nil)
-	}
+	applied, err := r.cfg.applier.apply(r.batch, rec)
 	if err != nil {
 		return fmt.Errorf("changelog: restore %s at offset %d: %w", r.s.sp, rec.Offset, err)
 	}
-	r.restored++
+	if applied {
+		r.restored++
+	} else {
+		r.expired++
+	}
 	return nil
 }
 
@@ -431,6 +498,9 @@ func (r *restorer) apply(rec ChangelogRecord) error {
 // restore, whose older keys were not read now, keeps the old one until the
 // final flush.
 func (r *restorer) flush(opts *pebble.WriteOptions, final bool) error {
+	if err := r.cfg.applier.flushing(r.batch); err != nil {
+		return fmt.Errorf("changelog: restore %s: %w", r.s.sp, err)
+	}
 	if err := r.batch.Set(r.s.cpKey, encodeCheckpoint(r.pos), nil); err != nil {
 		return fmt.Errorf("changelog: restore %s: %w", r.s.sp, err)
 	}

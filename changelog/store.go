@@ -50,6 +50,12 @@ type Store struct {
 	// Restore, which writes Pebble directly. Same owner as pending.
 	committed    map[string][]byte
 	committedMax int
+
+	// afterReset, if set, is called whenever the pending batch is reset:
+	// committed true after DB.Commit applied it, false after Abort. A
+	// window or session store keeps its expiry point in step with it. Set
+	// once, by the window or session store that owns this Store.
+	afterReset func(committed bool)
 }
 
 // cacheCommitted records the committed value of key (nil: absent).
@@ -198,12 +204,22 @@ func (s *Store) PendingBytes() int {
 
 // Abort drops the pending writes: the Kafka transaction that carried them
 // was aborted (or the task is closing without a commit).
-func (s *Store) Abort() {
+func (s *Store) Abort() { s.reset(false) }
+
+// reset empties the pending batch: committed by DB.Commit, or aborted.
+func (s *Store) reset(committed bool) {
 	if s.pending != nil {
 		s.pending.Reset()
 	}
 	clear(s.pendingKV)
+	if s.afterReset != nil {
+		s.afterReset(committed)
+	}
 }
+
+// CommitAt returns this store partition's part of DB.Commit: its pending
+// writes with the new checkpoint (-1: unchanged).
+func (s *Store) CommitAt(checkpoint int64) Commit { return Commit{Store: s, Checkpoint: checkpoint} }
 
 // Checkpoint returns the committed checkpoint: the next changelog offset to
 // read, written together with the state it describes. ok is false when the
