@@ -342,22 +342,29 @@ func (gs *GroupedStream) aggregate(prefix string, m Materialized, valueDefault s
 		m.Value = valueDefault
 	}
 	b.AddStore(StoreSpec{Name: m.Name, KeySerde: m.Key, ValueSerde: m.Value})
-	src := gs.s
-	if src.keyChanged {
-		name := gs.name
-		if name == "" {
-			name = m.Name
-		}
-		if gs.g.Value == nil {
-			b.errorf("group-by-key after %q: repartitioning needs a value serde", src.node.Name)
-		}
-		src = src.Repartition(name, Produced(gs.g))
-	}
+	src := gs.source(m.Name)
 	store := m.Name
 	next := src.add(prefix, func() Processor {
 		return &aggregateProcessor{store: store, step: step}
 	}, false, []Option{WithStores(store)})
 	return &Table{s: next, store: store}
+}
+
+// source is the stream an aggregation into store reads: the grouped stream,
+// or, if the key was changed upstream, its repartitioned copy.
+func (gs *GroupedStream) source(store string) *Stream {
+	src := gs.s
+	if src.keyChanged {
+		name := gs.name
+		if name == "" {
+			name = store
+		}
+		if gs.g.Value == nil {
+			gs.s.b.errorf("group-by-key after %q: repartitioning needs a value serde", src.node.Name)
+		}
+		src = src.Repartition(name, Produced(gs.g))
+	}
+	return src
 }
 
 // Count counts records per key into the store; values are int64. Records with
