@@ -1,0 +1,342 @@
+package topology
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eos-runner/eos-runner/serde"
+)
+
+// The property tests feed thousands of seeded random streams (out of order,
+// with late records) through the DSL's windowed aggregations and compare
+// every forwarded record with a brute-force oracle that knows nothing of the
+// step logic: it keeps every record it accepted and recomputes each window's
+// aggregate from them. Emit-on-update must forward, for every accepted
+// record, each window it updated with the window's full aggregate;
+// emit-on-close must forward each closed window exactly once, with its
+// final aggregate, as soon as stream time closes it. Reproduce a failure
+// with its seed.
+
+// propCases is the number of random streams per window type and emit
+// strategy; -short runs fewer.
+func propCases(t *testing.T) int {
+	if testing.Short() {
+		return 300
+	}
+	return 2000
+}
+
+type propRecord struct {
+	key string
+	id  int // the value: the record's index, unique
+	ts  int64
+}
+
+// randomStream returns n records over a few keys whose timestamps walk
+// forward with jitter, so that many arrive out of order and some late.
+func randomStream(r *rand.Rand, n int, spread int64) []propRecord {
+	keys := []string{"a", "b", "c"}[:1+r.IntN(3)]
+	var out []propRecord
+	cur := r.Int64N(spread + 1)
+	for i := range n {
+		cur += r.Int64N(spread/4 + 2)
+		ts := max(0, cur-r.Int64N(spread+1))
+		if r.IntN(10) == 0 {
+			ts = max(0, cur-r.Int64N(4*spread+1)) // very late
+		}
+		out = append(out, propRecord{key: keys[r.IntN(len(keys))], id: i, ts: ts})
+	}
+	return out
+}
+
+// propOut is one forwarded record (or a late drop), rendered for comparison.
+type propOut struct {
+	key        string
+	start, end int64
+	value      string
+	ts         int64
+}
+
+func (o propOut) String() string {
+	return fmt.Sprintf("%s@%d/%d=%s@%d", o.key, o.start, o.end, o.value, o.ts)
+}
+
+// runProp pipes recs through a windowed aggregation built by agg and returns
+// the outputs per input record, and which records were dropped as late.
+func runProp(t *testing.T, w Windows, emit EmitStrategy, recs []propRecord,
+	agg func(ws *WindowedStream) *Table) ([][]propOut, []bool) {
+	t.Helper()
+	b := NewBuilder()
+	ws := b.Stream([]string{"in"}, inStr).GroupByKey(Grouped{Key: serde.String{}, Value: serde.String{}}).WindowedBy(w).Emit(emit)
+	agg(ws).ToStream().To("out", outStr)
+	h := newHarness(t, build(t, b))
+	outs := make([][]propOut, len(recs))
+	late := make([]bool, len(recs))
+	for i, r := range recs {
+		before := len(h.out["out"])
+		err := h.pipe("in", Record{Key: r.key, Value: strconv.Itoa(r.id), Timestamp: at(r.ts)})
+		switch {
+		case IsLate(err):
+			late[i] = true
+		case err != nil:
+			t.Fatalf("record %d: %v", i, err)
+		}
+		for _, o := range h.out["out"][before:] {
+			wk := o.Key.(Windowed)
+			v := "nil"
+			if o.Value != nil {
+				v = fmt.Sprint(o.Value)
+			}
+			outs[i] = append(outs[i], propOut{key: wk.Key.(string), start: toMillis(wk.Window.Start),
+				end: toMillis(wk.Window.End), value: v, ts: toMillis(o.Timestamp)})
+		}
+	}
+	return outs, late
+}
+
+// concatAgg folds values in arrival order: "0+v1+v2...".
+func concatAgg(ws *WindowedStream) *Table {
+	return ws.Aggregate(func() any { return "0" },
+		func(_, v, agg any) (any, error) { return agg.(string) + "+" + v.(string), nil },
+		nil, Materialized{Value: serde.String{}})
+}
+
+// setAgg keeps the sorted set of values ("1,4,7"), so the aggregate does not
+// depend on the order in which windows were merged or copied.
+func setAgg(ws *WindowedStream) *Table {
+	union := func(a, b string) string {
+		var ids []int
+		for _, s := range []string{a, b} {
+			for _, f := range strings.Split(s, ",") {
+				if f != "" {
+					n, _ := strconv.Atoi(f)
+					ids = append(ids, n)
+				}
+			}
+		}
+		return idSet(ids)
+	}
+	return ws.Aggregate(func() any { return "" },
+		func(_, v, agg any) (any, error) { return union(agg.(string), v.(string)), nil },
+		func(_, a, b any) (any, error) { return union(a.(string), b.(string)), nil },
+		Materialized{Value: serde.String{}})
+}
+
+func idSet(ids []int) string {
+	slices.Sort(ids)
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.Itoa(id)
+	}
+	return strings.Join(s, ",")
+}
+
+func compareOutputs(t *testing.T, seed uint64, desc string, recs []propRecord, got, want [][]propOut, gotLate, wantLate []bool) bool {
+	t.Helper()
+	for i := range recs {
+		if gotLate[i] != wantLate[i] || !slices.Equal(got[i], want[i]) {
+			t.Errorf("seed %d %s: record %d %s=%d@%d (late=%v):\n got  %v late=%v\n want %v late=%v",
+				seed, desc, i, recs[i].key, recs[i].id, recs[i].ts, wantLate[i], got[i], gotLate[i], want[i], wantLate[i])
+			return false
+		}
+	}
+	return true
+}
+
+// closedOnce is the emit-final oracle shared by all window types: after each
+// record, every window that has contents and is closed at that stream time,
+// and was not emitted before, is emitted once, ordered by end then key.
+type closedOnce struct {
+	emitted map[string]bool
+}
+
+func (c *closedOnce) emit(live []propOut, closed func(end int64) bool) []propOut {
+	var out []propOut
+	for _, o := range live {
+		id := fmt.Sprintf("%s@%d/%d", o.key, o.start, o.end)
+		if closed(o.end) && !c.emitted[id] {
+			c.emitted[id] = true
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].end != out[j].end {
+			return out[i].end < out[j].end
+		}
+		return fmt.Sprintf("%s@%d/%d", out[i].key, out[i].start, out[i].end) < fmt.Sprintf("%s@%d/%d", out[j].key, out[j].start, out[j].end)
+	})
+	return out
+}
+
+func TestTimeWindowsProperty(t *testing.T) {
+	for _, emit := range []EmitStrategy{EmitOnWindowUpdate, EmitOnWindowClose} {
+		t.Run(emit.String(), func(t *testing.T) {
+			n := propCases(t)
+			for c := range n {
+				seed := uint64(c)
+				r := rand.New(rand.NewPCG(seed, 1))
+				size := 1 + r.Int64N(20)
+				adv := size
+				if r.IntN(2) == 0 {
+					adv = 1 + r.Int64N(size)
+				}
+				grace := r.Int64N(3) * r.Int64N(15)
+				w := TimeWindows{Size: time.Duration(size) * msec, Advance: time.Duration(adv) * msec, Grace: time.Duration(grace) * msec}
+				recs := randomStream(r, 10+r.IntN(50), size+grace)
+				got, gotLate := runProp(t, w, emit, recs, concatAgg)
+				want, wantLate := timeOracle(recs, size, adv, grace, emit)
+				if !compareOutputs(t, seed, fmt.Sprintf("%+v", w), recs, got, want, gotLate, wantLate) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// timeOracle: a record belongs to every window [s, s+size) with s a
+// non-negative multiple of adv and s <= ts < s+size, found by trying every
+// start; it is accepted into those still open (s+size+grace > stream time).
+func timeOracle(recs []propRecord, size, adv, grace int64, emit EmitStrategy) ([][]propOut, []bool) {
+	type win struct {
+		key   string
+		start int64
+	}
+	contents := map[win][]propRecord{}
+	var order []win
+	st := int64(-1 << 62)
+	outs := make([][]propOut, len(recs))
+	late := make([]bool, len(recs))
+	render := func(w win) propOut {
+		o := propOut{key: w.key, start: w.start, end: w.start + size, value: "0"}
+		for _, r := range contents[w] {
+			o.value += "+" + strconv.Itoa(r.id)
+			o.ts = max(o.ts, r.ts)
+		}
+		return o
+	}
+	final := &closedOnce{emitted: map[string]bool{}}
+	for i, r := range recs {
+		st = max(st, r.ts)
+		var updated []win
+		for s := int64(0); s <= r.ts; s += adv {
+			if r.ts < s+size && s+size+grace > st {
+				w := win{r.key, s}
+				if _, ok := contents[w]; !ok {
+					order = append(order, w)
+				}
+				contents[w] = append(contents[w], r)
+				updated = append(updated, w)
+			}
+		}
+		if len(updated) == 0 {
+			late[i] = true
+			continue
+		}
+		if emit == EmitOnWindowUpdate {
+			for _, w := range updated {
+				outs[i] = append(outs[i], render(w))
+			}
+			continue
+		}
+		var live []propOut
+		for _, w := range order {
+			live = append(live, render(w))
+		}
+		outs[i] = final.emit(live, func(end int64) bool { return end+grace <= st })
+	}
+	return outs, late
+}
+
+func TestSessionWindowsProperty(t *testing.T) {
+	for _, emit := range []EmitStrategy{EmitOnWindowUpdate, EmitOnWindowClose} {
+		t.Run(emit.String(), func(t *testing.T) {
+			for c := range propCases(t) {
+				seed := uint64(c)
+				r := rand.New(rand.NewPCG(seed, 2))
+				gap := 1 + r.Int64N(10)
+				grace := r.Int64N(3) * r.Int64N(10)
+				w := SessionWindows{Gap: time.Duration(gap) * msec, Grace: time.Duration(grace) * msec}
+				recs := randomStream(r, 10+r.IntN(50), 2*gap+grace)
+				got, gotLate := runProp(t, w, emit, recs, setAgg)
+				want, wantLate := sessionOracle(recs, gap, grace, emit)
+				if !compareOutputs(t, seed, fmt.Sprintf("%+v", w), recs, got, want, gotLate, wantLate) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// sessionOracle: a key's sessions are the groups of its accepted records
+// whose sorted timestamps are at most gap apart, recomputed from scratch
+// after every record. A record is accepted when the session it forms ends
+// at or after stream time - grace - gap. Accepting it replaces the sessions
+// it touches (tombstones, unless it forms exactly [ts, ts]) with the new one.
+func sessionOracle(recs []propRecord, gap, grace int64, emit EmitStrategy) ([][]propOut, []bool) {
+	accepted := map[string][]propRecord{}
+	sessions := func(rs []propRecord) []propOut {
+		sorted := slices.Clone(rs)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ts < sorted[j].ts })
+		var out []propOut
+		var ids []int
+		for i, r := range sorted {
+			if i > 0 && r.ts-sorted[i-1].ts > gap {
+				out[len(out)-1].value = idSet(ids)
+				ids = nil
+			}
+			if len(ids) == 0 {
+				out = append(out, propOut{key: r.key, start: r.ts})
+			}
+			ids = append(ids, r.id)
+			out[len(out)-1].end, out[len(out)-1].ts = r.ts, r.ts
+		}
+		if len(out) > 0 {
+			out[len(out)-1].value = idSet(ids)
+		}
+		return out
+	}
+	st := int64(-1 << 62)
+	outs := make([][]propOut, len(recs))
+	late := make([]bool, len(recs))
+	final := &closedOnce{emitted: map[string]bool{}}
+	for i, r := range recs {
+		st = max(st, r.ts)
+		before := sessions(accepted[r.key])
+		after := sessions(append(slices.Clone(accepted[r.key]), r))
+		var mine propOut
+		for _, s := range after {
+			if s.start <= r.ts && r.ts <= s.end {
+				mine = s
+			}
+		}
+		if mine.end+gap+grace < st {
+			late[i] = true
+			continue
+		}
+		accepted[r.key] = append(accepted[r.key], r)
+		if emit == EmitOnWindowUpdate {
+			if mine.start != r.ts || mine.end != r.ts {
+				for _, s := range before {
+					if s.start >= mine.start && s.end <= mine.end {
+						s.value = "nil"
+						outs[i] = append(outs[i], s)
+					}
+				}
+			}
+			outs[i] = append(outs[i], mine)
+			continue
+		}
+		var live []propOut
+		for _, rs := range accepted {
+			live = append(live, sessions(rs)...)
+		}
+		outs[i] = final.emit(live, func(end int64) bool { return end+gap+grace < st })
+	}
+	return outs, late
+}
