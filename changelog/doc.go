@@ -10,6 +10,15 @@
 // inside it, and is backed by partition n of the compacted changelog topic
 // <application.id>-<store>-changelog.
 //
+// A store partition is a key-value Store, a WindowStore ((key, window
+// start) -> value) or a SessionStore ((key, start, end) -> value). The
+// window and session kinds keep their entries in time segments laid out so
+// that one key over a time range and all keys over a time range are both
+// range scans, and expire whole segments by range deletes (keys.go,
+// segments.go). They are Stores underneath: the same pending batch,
+// checkpoint, commit, restore and cleanup, so everything below holds for
+// them unchanged.
+//
 // # The checkpoint invariant
 //
 // Pebble never holds uncommitted state. A store partition's checkpoint (the
@@ -64,6 +73,22 @@
 //  6. On revocation, MarkUnowned the task's store partitions; call
 //     DropUnowned from time to time to delete state not owned for
 //     state.cleanup.delay.ms.
+//
+// Window and session stores add, at the same points:
+//
+//  2. Restore them with RestoreWindows and RestoreSessions, passing the
+//     task's committed stream time as RestoreOptions.StreamTime: records of
+//     expired segments are left out. Their changelog topics are
+//     cleanup.policy=compact,delete with retention.ms at least the store's
+//     Retention plus a margin, so the log forgets what the store expires.
+//  3. Write the changelog record key with EncodeWindowKey (EncodeSessionKey),
+//     Kafka Streams' layouts; a deleted window or a removed session is a
+//     tombstone. A write refused with ErrExpired gets no changelog record.
+//     As stream time moves, call Expire with it (the store keeps no stream
+//     time of its own): the expiry is pending like any write, committed or
+//     aborted with it, and needs no changelog record.
+//  4. Give DB.Commit each store's CommitAt(checkpoint).
+//  5. Abort them as any store; an aborted expiry is undone with the writes.
 //
 // # Rejected designs
 //

@@ -17,8 +17,15 @@ import (
 // segment a contiguous range in both indexes. Expiry removes whole segments
 // by range deletes, as Kafka Streams drops whole segment databases
 // (KeyValueSegments): a segment goes once every entry in it is older than
-// stream time less the retention, so an entry lives at least the retention
-// and at most the retention plus one segment interval.
+// stream time less the retention, so an entry is kept until stream time
+// passes its time plus the retention, and gone once stream time passes its
+// time plus the retention plus one segment interval.
+//
+// Rejected: a Pebble database per segment, as Kafka Streams keeps a RocksDB
+// per segment. One database per runner is what lets DB.Commit write every
+// store's pending batch and checkpoint in one synced batch; a DeleteRange is
+// Pebble's way to drop a range whole (constant cost to write, its space
+// reclaimed by compaction).
 
 // segmentOptions are the validated, millisecond form of WindowOptions and
 // SessionOptions.
