@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -107,7 +108,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 			cl := topology.ChangelogTopic(app, s)
 			plan.changelogs[cl] = true
 			create[cl] = kafka.TopicSpecification{Topic: cl, NumPartitions: n, ReplicationFactor: -1,
-				Config: map[string]string{"cleanup.policy": "compact"}}
+				Config: changelogConfig(r.topo.Stores[s], r.cfg.WindowChangelogAdditionalRetention)}
 		}
 		for _, sink := range st.Sinks {
 			if sink.Internal {
@@ -122,7 +123,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 			}
 		}
 	}
-	if r.cfg.OnError == OnErrorDLQ {
+	if r.cfg.OnError == OnErrorDLQ || r.cfg.LateRecords == LateRecordsDLQ {
 		create[r.cfg.DLQTopic] = kafka.TopicSpecification{Topic: r.cfg.DLQTopic, NumPartitions: maxParts, ReplicationFactor: -1}
 	}
 	if len(errs) > 0 {
@@ -163,4 +164,17 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 	}
 	return plan, errors.Join(errs...)
+}
+
+// changelogConfig is a store's changelog topic configuration: compacted for a
+// key-value store; for a window or session store also deleted by time
+// (cleanup.policy=compact,delete) after the store's retention plus
+// additional (Kafka Streams' windowstore.changelog.additional.retention.ms),
+// so that expired windows leave the changelog as they leave the store.
+func changelogConfig(spec topology.StoreSpec, additional time.Duration) map[string]string {
+	if spec.Kind == topology.KeyValueStoreKind {
+		return map[string]string{"cleanup.policy": "compact"}
+	}
+	return map[string]string{"cleanup.policy": "compact,delete",
+		"retention.ms": strconv.FormatInt((spec.Retention + additional).Milliseconds(), 10)}
 }

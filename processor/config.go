@@ -22,6 +22,12 @@ const (
 
 // Error policies for records that fail to deserialize or to process
 // (docs/architecture.md, section 7).
+// What happens to late records (Config.LateRecords).
+const (
+	LateRecordsDrop = "drop"
+	LateRecordsDLQ  = "dlq"
+)
+
 const (
 	OnErrorDLQ  = "dlq"
 	OnErrorSkip = "skip"
@@ -67,6 +73,16 @@ type Config struct {
 	InstanceID string `yaml:"instance.id"`
 	// OnError is dlq (default), skip or fail.
 	OnError string `yaml:"on.error"`
+	// LateRecords is what happens to a record a windowed operation drops
+	// because its windows have closed: drop (default; counted in
+	// eos_dropped_records_total{reason="late"} and logged at debug) or dlq
+	// (dead-lettered with class "late"). Never the error policy. late.records.
+	LateRecords string `yaml:"late.records"`
+	// WindowChangelogAdditionalRetention is added to a window or session
+	// store's retention for its changelog topic's retention.ms; default 24h.
+	// Kafka Streams' windowstore.changelog.additional.retention.ms.
+	WindowChangelogAdditionalRetention   time.Duration `yaml:"-"`
+	WindowChangelogAdditionalRetentionMs int           `yaml:"windowstore.changelog.additional.retention.ms"`
 	// DLQTopic is the dead-letter topic; default `<application.id>-dlq`.
 	DLQTopic string `yaml:"dlq.topic"`
 	// CreateTopics creates missing sink topics with the partition count of the
@@ -150,6 +166,10 @@ func (c *Config) Set(key, value string) error {
 		c.OnError = value
 	case "dlq.topic":
 		c.DLQTopic = value
+	case "late.records":
+		c.LateRecords = value
+	case "windowstore.changelog.additional.retention.ms":
+		c.WindowChangelogAdditionalRetentionMs, err = atoi()
 	case "create.topics":
 		if c.CreateTopics, err = strconv.ParseBool(value); err != nil {
 			err = fmt.Errorf("config %s: %q is not a boolean", key, value)
@@ -194,6 +214,10 @@ func (c Config) withDefaults() Config {
 	ms(&c.SessionTimeout, c.SessionTimeoutMs, 45*time.Second)
 	ms(&c.TransactionTimeout, c.TransactionTimeoutMs, 30*time.Second)
 	ms(&c.RepartitionPurgeInterval, c.RepartitionPurgeIntervalMs, 30*time.Second)
+	ms(&c.WindowChangelogAdditionalRetention, c.WindowChangelogAdditionalRetentionMs, 24*time.Hour)
+	if c.LateRecords == "" {
+		c.LateRecords = LateRecordsDrop
+	}
 	if c.CommitMaxRecords == 0 {
 		c.CommitMaxRecords = 50000
 	}
@@ -247,6 +271,14 @@ func (c Config) Validate() error {
 	}
 	if c.NumStreamThreads < 0 {
 		bad("num.stream.threads: %d is negative", c.NumStreamThreads)
+	}
+	switch c.LateRecords {
+	case LateRecordsDrop, LateRecordsDLQ:
+	default:
+		bad("late.records: %q is not %s or %s", c.LateRecords, LateRecordsDrop, LateRecordsDLQ)
+	}
+	if c.WindowChangelogAdditionalRetention < 0 {
+		bad("windowstore.changelog.additional.retention.ms: %v is negative", c.WindowChangelogAdditionalRetention)
 	}
 	if c.RepartitionPurgeInterval < 0 {
 		bad("repartition.purge.interval.ms: %v is negative", c.RepartitionPurgeInterval)

@@ -346,7 +346,9 @@ func TestConfigWithDefaults(t *testing.T) {
 		SessionTimeout:      45 * time.Second,
 		TransactionTimeout:  30 * time.Second,
 
-		RepartitionPurgeInterval: 30 * time.Second,
+		RepartitionPurgeInterval:           30 * time.Second,
+		WindowChangelogAdditionalRetention: 24 * time.Hour,
+		LateRecords:                        LateRecordsDrop,
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("withDefaults:\n got %+v\nwant %+v", d, want)

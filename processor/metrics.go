@@ -28,6 +28,7 @@ type metrics struct {
 	tasks         prometheus.Gauge
 	rebalances    prometheus.Counter
 	redelivered   prometheus.Counter
+	dropped       *prometheus.CounterVec
 }
 
 func newMetrics(appID string) *metrics {
@@ -55,6 +56,9 @@ func newMetrics(appID string) *metrics {
 	}
 	m.redelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_records_redelivered_total",
 		Help: "Records the consumer delivered again below the position already processed; dropped.", ConstLabels: labels})
-	m.reg.MustRegister(m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_dropped_records_total",
+		Help:        "Records dropped without an error by reason: late (a window already closed), expired-window (a write to a window past retention).",
+		ConstLabels: labels}, []string{"reason"})
+	m.reg.MustRegister(m.dropped, m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
 	return m
 }

@@ -42,7 +42,7 @@ func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done cha
 				if err == nil {
 					jctx, cancel := context.WithCancel(ctx)
 					stop := context.AfterFunc(job.ctx, cancel)
-					err = tm.restoreTask(jctx, mux, job.t)
+					err = tm.restoreTask(jctx, mux, job.t, job.streamTime)
 					stop()
 					cancel()
 				}
@@ -56,7 +56,7 @@ func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done cha
 }
 
 // restoreTask restores every store of a task, concurrently.
-func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task) error {
+func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task, streamTime time.Time) error {
 	stores := t.changelogStores()
 	errs := make([]error, len(stores))
 	var wg sync.WaitGroup
@@ -64,9 +64,9 @@ func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := tm.restoreStore(ctx, mux, t.id, s)
+			n, err := tm.restoreStore(ctx, mux, t.id, s, streamTime)
 			if err != nil {
-				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.topic, s.partition, err)
+				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.changelogTopic(), s.changelogPartition(), err)
 				return
 			}
 			tm.m.restored.Add(float64(n)) // changelog.Restore logs the outcome
@@ -80,18 +80,26 @@ func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task
 // of records it replayed. It holds the changelog partition's claim
 // throughout, so a restore of the same store partition for a newer task
 // (revoked, then assigned again) waits for this one to return.
-func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s *kvStore) (int64, error) {
-	src, err := mux.open(ctx, s.topic, s.partition)
+//
+// streamTime is the task's committed stream time: window and session stores
+// leave the windows expired at it out.
+func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s stateStore, streamTime time.Time) (int64, error) {
+	src, err := mux.open(ctx, s.changelogTopic(), s.changelogPartition())
 	if err != nil {
 		return 0, err
 	}
 	defer src.close()
-	retention, err := mux.deleteRetention(ctx, s.topic)
+	retention, err := mux.deleteRetention(ctx, s.changelogTopic())
 	if err != nil {
 		return 0, err
 	}
-	res, err := changelog.Restore(ctx, s.cs, src, changelog.RestoreOptions{
+	var st int64
+	if !streamTime.IsZero() {
+		st = streamTime.UnixMilli()
+	}
+	res, err := s.restore(ctx, src, changelog.RestoreOptions{
 		MaxStateAge: maxStateAge(retention, tm.cfg.TransactionTimeout),
+		StreamTime:  st,
 		Report: func(p changelog.Progress) {
 			tm.log.Info("restoring", "task", taskID, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
 				"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))

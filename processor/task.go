@@ -34,12 +34,13 @@ type task struct {
 	appID     string
 	policy    string
 	dlqTopic  string
+	lateToDLQ bool // late.records=dlq
 	log       *slog.Logger
 	metrics   *metrics
 
 	nodes   map[string]*nodeRT
 	sources map[string]*nodeRT // by full topic name
-	stores  map[string]*kvStore
+	stores  map[string]stateStore
 	coll    *collector
 
 	streamTime time.Time
@@ -90,17 +91,21 @@ func taskID(sub, partition int) string { return strconv.Itoa(sub) + "_" + strcon
 // newTask instantiates the sub-topology's nodes for one partition. Stores are
 // connected but the processors are not initialized until init, after restore.
 func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32, appID string, db *changelog.DB,
-	coll *collector, policy, dlqTopic string, log *slog.Logger, m *metrics) *task {
+	coll *collector, policy, dlqTopic string, log *slog.Logger, m *metrics) (*task, error) {
 	t := &task{
 		id: taskID(sub.ID, int(partition)), sub: sub, partition: partition, appID: appID,
 		policy: policy, dlqTopic: dlqTopic, metrics: m,
-		nodes: map[string]*nodeRT{}, sources: map[string]*nodeRT{}, stores: map[string]*kvStore{}, coll: coll,
+		nodes: map[string]*nodeRT{}, sources: map[string]*nodeRT{}, stores: map[string]stateStore{}, coll: coll,
 		processed: map[partitionKey]int64{},
 	}
 	t.log = log.With("task", t.id)
 	for _, name := range sub.Stores {
 		spec := topo.Stores[name]
-		t.stores[name] = newKVStore(spec, db.Store(name, partition), topology.ChangelogTopic(appID, name), partition, coll)
+		st, err := t.newStore(spec, db, topology.ChangelogTopic(appID, name), coll)
+		if err != nil {
+			return nil, err
+		}
+		t.stores[name] = st
 	}
 	for _, n := range sub.Nodes {
 		rt := &nodeRT{node: n, byName: map[string]*nodeRT{}}
@@ -126,7 +131,29 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 			rt.byName[c.Name] = child
 		}
 	}
-	return t
+	return t, nil
+}
+
+// newStore opens the task's partition of one store, of the kind its spec
+// declares.
+func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string, coll *collector) (stateStore, error) {
+	streamTime := func() time.Time { return t.streamTime }
+	dropped := func(reason string) { t.metrics.dropped.WithLabelValues(reason).Inc() }
+	switch spec.Kind {
+	case topology.WindowStoreKind:
+		ws, err := db.WindowStore(spec.Name, t.partition, changelog.WindowOptions{Retention: spec.Retention})
+		if err != nil {
+			return nil, fmt.Errorf("task %s: window store %s: %w", t.id, spec.Name, err)
+		}
+		return newWindowStore(spec, ws, topic, t.partition, coll, streamTime, dropped), nil
+	case topology.SessionStoreKind:
+		ss, err := db.SessionStore(spec.Name, t.partition, changelog.SessionOptions{Retention: spec.Retention})
+		if err != nil {
+			return nil, fmt.Errorf("task %s: session store %s: %w", t.id, spec.Name, err)
+		}
+		return newSessionStore(spec, ss, topic, t.partition, coll, streamTime, dropped), nil
+	}
+	return newKVStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll), nil
 }
 
 // init initializes the processors; called once the stores are restored.
@@ -163,8 +190,7 @@ func (t *task) closeProcessors() {
 func (t *task) close() {
 	t.closeProcessors()
 	for _, s := range t.stores {
-		s.discard()
-		s.cs.Abort()
+		s.abort()
 	}
 }
 
@@ -201,8 +227,7 @@ func (t *task) markCommitted() {
 // the poll loop, workers drained.
 func (t *task) rollback() error {
 	for _, s := range t.stores {
-		s.discard()
-		s.cs.Abort()
+		s.abort()
 	}
 	t.coll.discard()
 	clear(t.processed)
@@ -252,8 +277,8 @@ func (t *task) publishWallDue() {
 }
 
 // changelogStores lists the task's changelog stores for commit.
-func (t *task) changelogStores() []*kvStore {
-	out := make([]*kvStore, 0, len(t.stores))
+func (t *task) changelogStores() []stateStore {
+	out := make([]stateStore, 0, len(t.stores))
 	for _, s := range t.stores {
 		out = append(out, s)
 	}
@@ -279,7 +304,9 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 		if !errors.As(err, &pe) {
 			return err // a runtime failure: the transaction aborts
 		}
-		if err := t.onError(m, pe); err != nil {
+		if errors.Is(pe, topology.ErrLateRecord) {
+			t.onLate(m, pe)
+		} else if err := t.onError(m, pe); err != nil {
 			return err
 		}
 	} else if err := t.commitRecord(); err != nil {
@@ -321,6 +348,9 @@ func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetada
 	val, err := src.node.ValueSerde.Deserialize(md.Topic, m.Value)
 	if err != nil {
 		return perr("deserialization", fmt.Errorf("value: %w", err))
+	}
+	if m.Timestamp.UnixMilli() < 0 {
+		return perr("timestamp", fmt.Errorf("%w: %d", topology.ErrNegativeTimestamp, m.Timestamp.UnixMilli()))
 	}
 	rec := topology.Record{Key: key, Value: val, Timestamp: m.Timestamp}
 	if len(m.Headers) > 0 {
@@ -367,6 +397,22 @@ const (
 	HeaderApplicationID = "eos.application.id"
 )
 
+// onLate handles a record a windowed operation dropped because every window
+// it belongs to had closed (stream time past the window's end plus grace):
+// it is counted (eos_dropped_records_total{reason="late"}) and logged at
+// debug, or, with late.records=dlq, dead-lettered with class "late". Never
+// the error policy: a late record is expected input, not a failure, and must
+// not stop the application under on.error=fail.
+func (t *task) onLate(m *kafka.Message, pe *ProcessingError) {
+	t.metrics.dropped.WithLabelValues("late").Inc()
+	t.log.Debug("late record dropped", "topic", pe.Topic, "partition", pe.Partition, "offset", pe.Offset, "node", pe.Node, "err", pe.Err)
+	if t.lateToDLQ {
+		late := *pe
+		late.Class = "late"
+		t.deadLetter(m, &late)
+	}
+}
+
 // onError applies the error policy to a failed record.
 func (t *task) onError(m *kafka.Message, pe *ProcessingError) error {
 	attrs := []any{"class", pe.Class, "topic", pe.Topic, "partition", pe.Partition, "offset", pe.Offset, "node", pe.Node, "err", pe.Err}
@@ -379,8 +425,15 @@ func (t *task) onError(m *kafka.Message, pe *ProcessingError) error {
 		t.log.Warn("record skipped", attrs...)
 		return nil
 	}
-	t.metrics.dlq.WithLabelValues(pe.Class).Inc()
 	t.log.Warn("record dead-lettered", append(attrs, "dlq", t.dlqTopic)...)
+	t.deadLetter(m, pe)
+	return nil
+}
+
+// deadLetter queues the original record, with headers naming why and where
+// it failed, for the dead-letter topic, in the same transaction.
+func (t *task) deadLetter(m *kafka.Message, pe *ProcessingError) {
+	t.metrics.dlq.WithLabelValues(pe.Class).Inc()
 	headers := append([]kafka.Header(nil), m.Headers...)
 	headers = append(headers,
 		kafka.Header{Key: HeaderErrorClass, Value: []byte(pe.Class)},
@@ -397,7 +450,6 @@ func (t *task) onError(m *kafka.Message, pe *ProcessingError) error {
 		TopicPartition: kafka.TopicPartition{Topic: &dlq, Partition: kafka.PartitionAny},
 		Key:            m.Key, Value: m.Value, Headers: headers, Timestamp: m.Timestamp,
 	})
-	return nil
 }
 
 func truncate(s string, n int) string {
@@ -553,25 +605,32 @@ func (c *nodeContext) ForwardTo(name string, rec topology.Record) error {
 	return c.t.deliver(child, rec)
 }
 
-func (c *nodeContext) Store(name string) topology.KeyValueStore {
+// connected returns the node's store name of the wanted kind; it panics for
+// a store the node is not connected to or of another kind, which Build and
+// the DSL rule out before anything runs.
+func (c *nodeContext) connected(name string, kind topology.StoreKind) stateStore {
 	for _, s := range c.n.node.StoreNames {
 		if s == name {
-			return c.t.stores[name]
+			st := c.t.stores[name]
+			if got := st.storeSpec().Kind; got != kind {
+				panic(fmt.Sprintf("node %s: store %q is a %v store, not a %v store", c.n.node.Name, name, got, kind))
+			}
+			return st
 		}
 	}
 	panic(fmt.Sprintf("node %s: store %q is not connected (topology.WithStores)", c.n.node.Name, name))
 }
 
-// STUB (topology owner, issue 10): window and session stores are declared by
-// topology (StoreSpec.Kind) but not yet created by the runner; the processor
-// owner replaces these two methods.
-func (c *nodeContext) WindowStore(name string) topology.WindowStore {
-	panic("window stores are not wired into the runner yet")
+func (c *nodeContext) Store(name string) topology.KeyValueStore {
+	return c.connected(name, topology.KeyValueStoreKind).(*kvStore)
 }
 
-// SessionStore: see WindowStore's STUB note.
+func (c *nodeContext) WindowStore(name string) topology.WindowStore {
+	return c.connected(name, topology.WindowStoreKind).(*windowStore)
+}
+
 func (c *nodeContext) SessionStore(name string) topology.SessionStore {
-	panic("window stores are not wired into the runner yet")
+	return c.connected(name, topology.SessionStoreKind).(*sessionStore)
 }
 
 func (c *nodeContext) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) topology.Cancellable {

@@ -60,7 +60,10 @@ func newEchoTask(t *testing.T, log *[]string) *task {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	tk := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
+	tk, err := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := tk.init(); err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,9 @@ type taskManager struct {
 }
 
 type restoreJob struct {
-	ctx context.Context // cancelled when the task is revoked
-	t   *task
+	ctx        context.Context // cancelled when the task is revoked
+	t          *task
+	streamTime time.Time // the task's committed stream time
 }
 
 type restoreOutcome struct {
@@ -78,6 +79,7 @@ func newTaskManager(cfg Config, topo *topology.Topology, db *changelog.DB, newCo
 func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int, committed map[partitionKey]position) ([]kafka.TopicPartition, error) {
 	var pause []kafka.TopicPartition
 	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))) }()
+	var created []*task
 	for _, p := range parts {
 		tp := partitionKey{*p.Topic, p.Partition}
 		sub, ok := subOf[tp.Topic]
@@ -87,21 +89,17 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 		id := taskID(sub, int(tp.Partition))
 		t, ok := tm.tasks[id]
 		if !ok {
-			t = newTask(tm.topo, tm.topo.SubTopologies[sub], tp.Partition, tm.cfg.ApplicationID, tm.db,
+			var err error
+			t, err = newTask(tm.topo, tm.topo.SubTopologies[sub], tp.Partition, tm.cfg.ApplicationID, tm.db,
 				tm.newCollector(), tm.cfg.OnError, tm.cfg.DLQTopic, tm.log, tm.m)
+			if err != nil {
+				return nil, err
+			}
+			t.lateToDLQ = tm.cfg.LateRecords == LateRecordsDLQ
 			tm.tasks[id] = t
+			created = append(created, t)
 			for name := range t.stores {
 				tm.db.MarkOwned(changelog.StorePartition{Store: name, Partition: tp.Partition}, time.Now())
-			}
-			if len(t.stores) == 0 {
-				if err := t.init(); err != nil {
-					return nil, err
-				}
-				tm.ready[id] = true
-			} else {
-				ctx, cancel := context.WithCancel(context.Background())
-				tm.restoring[id] = cancel
-				tm.restoreReq <- restoreJob{ctx: ctx, t: t}
 			}
 		}
 		tm.taskOf[tp] = t
@@ -109,11 +107,27 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 		tm.position[tp] = int64(p.Offset)
 		if cp, ok := committed[tp]; ok {
 			tm.committed[tp] = cp.Next
-			t.setCommittedStreamTime(cp.StreamTime)
+			if !tm.ready[id] {
+				t.setCommittedStreamTime(cp.StreamTime)
+			}
 		}
-		if !tm.ready[id] {
+		if len(t.stores) > 0 && !tm.ready[id] {
 			pause = append(pause, p)
 		}
+	}
+	// Restores start once every partition's committed stream time is known:
+	// window stores leave out what it has expired.
+	for _, t := range created {
+		if len(t.stores) == 0 {
+			if err := t.init(); err != nil {
+				return nil, err
+			}
+			tm.ready[t.id] = true
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		tm.restoring[t.id] = cancel
+		tm.restoreReq <- restoreJob{ctx: ctx, t: t, streamTime: t.committedStreamTime}
 	}
 	return pause, nil
 }

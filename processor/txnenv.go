@@ -91,11 +91,11 @@ func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[part
 	for _, t := range k.r.tm.tasks {
 		for _, s := range t.stores {
 			cp := int64(-1)
-			if off, ok := changelogNext[partitionKey{s.topic, s.partition}]; ok {
+			if off, ok := changelogNext[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
 				cp = off
 			}
-			if cp >= 0 || s.cs.PendingCount() > 0 {
-				commits = append(commits, changelog.Commit{Store: s.cs, Checkpoint: cp})
+			if cp >= 0 || s.pendingCount() > 0 {
+				commits = append(commits, s.commitAt(cp))
 			}
 		}
 	}
