@@ -349,9 +349,6 @@ func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetada
 	if err != nil {
 		return perr("deserialization", fmt.Errorf("value: %w", err))
 	}
-	if m.Timestamp.UnixMilli() < 0 {
-		return perr("timestamp", fmt.Errorf("%w: %d", topology.ErrNegativeTimestamp, m.Timestamp.UnixMilli()))
-	}
 	rec := topology.Record{Key: key, Value: val, Timestamp: m.Timestamp}
 	if len(m.Headers) > 0 {
 		rec.Headers = make([]topology.Header, len(m.Headers))
@@ -359,8 +356,21 @@ func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetada
 			rec.Headers[i] = topology.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	if m.Timestamp.After(t.streamTime) {
-		t.streamTime = m.Timestamp
+	// Event time: the source's extractor, else the record's timestamp. A
+	// record without a usable one goes to the error policy before it can
+	// move stream time.
+	if src.node.Timestamp != nil {
+		ts, err := src.node.Timestamp(rec)
+		if err != nil {
+			return perr("timestamp", err)
+		}
+		rec.Timestamp = ts
+	}
+	if ms := rec.Timestamp.UnixMilli(); ms < 0 {
+		return perr("timestamp", fmt.Errorf("%w: %d", topology.ErrNegativeTimestamp, ms))
+	}
+	if rec.Timestamp.After(t.streamTime) {
+		t.streamTime = rec.Timestamp
 	}
 	if err := src.ctx.Forward(rec); err != nil {
 		return perr("processing", err)

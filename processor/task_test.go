@@ -2,9 +2,11 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +179,56 @@ func TestStreamTimeMetadata(t *testing.T) {
 	}
 	if encodeStreamTime(time.Time{}) != "" {
 		t.Error("zero stream time must encode as no metadata")
+	}
+}
+
+// TestTaskEventTimeFromExtractor: a source's timestamp extractor sets the
+// record's event time (and so stream time); a record whose extractor fails,
+// or whose event time is negative, goes to the error policy with class
+// "timestamp" and moves nothing.
+func TestTaskEventTimeFromExtractor(t *testing.T) {
+	var log []string
+	bld := topology.NewBuilder()
+	bld.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{},
+		Timestamp: func(r topology.Record) (time.Time, error) {
+			ms, err := strconv.ParseInt(r.Value.(string), 10, 64)
+			return time.UnixMilli(ms), err
+		}}).
+		Process(func() topology.Processor { return &echoProcessor{log: &log} }, topology.Named("echo")).
+		To("out", topology.Produced{Key: serde.String{}, Value: serde.String{}})
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
+	tk, err := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.init(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The record's own timestamp (1) is ignored: the value says 7000.
+	if err := tk.process(ctx, inRecord(0, "7000", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := tk.streamTime.UnixMilli(); got != 7000 {
+		t.Fatalf("stream time %d, want 7000 from the extractor", got)
+	}
+	for _, v := range []string{"not-a-number", "-5"} {
+		err := tk.process(ctx, inRecord(1, v, 9000))
+		var pe *ProcessingError
+		if !errors.As(err, &pe) || pe.Class != "timestamp" {
+			t.Fatalf("value %q: process = %v, want a timestamp ProcessingError", v, err)
+		}
+		if got := tk.streamTime.UnixMilli(); got != 7000 {
+			t.Fatalf("value %q moved stream time to %d", v, got)
+		}
 	}
 }

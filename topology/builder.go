@@ -7,8 +7,12 @@ import (
 	"github.com/eos-runner/eos-runner/serde"
 )
 
-// Consumed gives a source its serdes.
-type Consumed struct{ Key, Value serde.Serde }
+// Consumed gives a source its serdes and, optionally, how to read a
+// record's event time (default: the record's own timestamp).
+type Consumed struct {
+	Key, Value serde.Serde
+	Timestamp  TimestampExtractor
+}
 
 // Produced gives a sink its serdes.
 type Produced struct{ Key, Value serde.Serde }
@@ -114,6 +118,7 @@ func (b *Builder) Stream(topics []string, c Consumed, opts ...Option) *Stream {
 	n, _ := b.newNode(SourceNode, "SOURCE", opts)
 	n.Topics = topics
 	n.KeySerde, n.ValueSerde = c.Key, c.Value
+	n.Timestamp = c.Timestamp
 	if len(topics) == 0 {
 		b.errorf("source %q: no topic", n.Name)
 	}

@@ -38,6 +38,9 @@ type Node struct {
 	Internal bool
 	// KeySerde and ValueSerde of a source or sink.
 	KeySerde, ValueSerde serde.Serde
+	// Timestamp extracts a source's record event time; nil: the record's
+	// own timestamp.
+	Timestamp TimestampExtractor
 
 	// Supplier builds a processor node's Processor, once per task.
 	Supplier ProcessorSupplier
