@@ -66,6 +66,19 @@ type task struct {
 	wallDue atomic.Int64
 
 	initialized bool
+
+	// clock is the wall clock wall-clock punctuators are scheduled on; nil
+	// means time.Now (the runner). The test driver sets its own, which
+	// AdvanceWallClockTime moves.
+	clock func() time.Time
+}
+
+// now reads the task's wall clock.
+func (t *task) now() time.Time {
+	if t.clock != nil {
+		return t.clock()
+	}
+	return time.Now()
 }
 
 // punctState is one punctuator's schedule at a committed point.
@@ -643,10 +656,17 @@ func (c *nodeContext) SessionStore(name string) topology.SessionStore {
 	return c.connected(name, topology.SessionStoreKind).(*sessionStore)
 }
 
+// RecordDropped implements topology.DropRecorder: a node dropped the current
+// record on purpose.
+func (c *nodeContext) RecordDropped(reason string, why error) {
+	c.t.metrics.dropped.WithLabelValues(reason).Inc()
+	c.t.log.Debug("record dropped", "reason", reason, "node", c.n.node.Name, "why", why)
+}
+
 func (c *nodeContext) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) topology.Cancellable {
 	p := &punctuation{interval: interval, typ: typ, fn: fn, node: c.n.node.Name}
 	if typ == topology.WallClockTime {
-		p.next = time.Now().Add(interval)
+		p.next = c.t.now().Add(interval)
 	}
 	c.t.puncts = append(c.t.puncts, p)
 	c.t.publishWallDue()
