@@ -101,7 +101,7 @@ func (m *member) heartbeat(ctx context.Context) error {
 // kill closes the member's connection without leaving the group: a crash.
 func (m *member) kill() { m.cl.Close() }
 
-// keepAlive heartbeats every session/5 until stop is closed, as a member
+// keepAlive heartbeats every session/10 until stop is closed, as a member
 // does while a rebalance goes on without it. REBALANCE_IN_PROGRESS is
 // expected; any other error is returned.
 func (m *member) keepAlive(ctx context.Context, stop <-chan struct{}) error {
@@ -111,7 +111,7 @@ func (m *member) keepAlive(ctx context.Context, stop <-chan struct{}) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(m.session / 5):
+		case <-time.After(m.session / 10):
 		}
 		if err := m.heartbeat(ctx); err != nil && !errors.Is(err, kerr.RebalanceInProgress) {
 			return fmt.Errorf("%s: heartbeat: %w", m.name, err)
@@ -120,7 +120,7 @@ func (m *member) keepAlive(ctx context.Context, stop <-chan struct{}) error {
 }
 
 // participate runs m as a healthy consumer until ctx ends: join and sync
-// (unless inGroup: it has just done so), then heartbeat every session/5; on
+// (unless inGroup: it has just done so), then heartbeat every session/10; on
 // REBALANCE_IN_PROGRESS it joins again. Its
 // first error other than a rebalance in progress is sent on errs.
 func (m *member) participate(ctx context.Context, errs chan<- error, inGroup bool) {
@@ -138,7 +138,7 @@ func (m *member) participate(ctx context.Context, errs chan<- error, inGroup boo
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(m.session / 5):
+			case <-time.After(m.session / 10):
 			}
 			err = m.heartbeat(ctx)
 		}
