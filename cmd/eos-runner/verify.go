@@ -41,6 +41,9 @@ func verifyCmd(g *globals) *cobra.Command {
 	generate.Flags().IntVar(&gen.Partitions, "partitions", 4, "partitions when creating the topic")
 	generate.Flags().Int64Var(&gen.Seed, "seed", 1, "random seed")
 	generate.Flags().IntVar(&gen.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	generate.Flags().IntVar(&gen.EventRate, "event-rate", 1000, "records per second of event time (record timestamps)")
+	generate.Flags().DurationVar(&gen.Disorder, "disorder", 500*time.Millisecond, "timestamps lie up to this much before their nominal time (within the windows' grace; -1ns: none)")
+	generate.Flags().IntVar(&gen.LateEvery, "late-every", 2000, "about one record in this many is late on purpose (-1: none)")
 	generate.Flags().StringVar(&gen.Partitioner, "partitioner", verify.PartitionMurmur2,
 		"how records are spread over partitions: murmur2 (Java's producer), crc32 (librdkafka's default, as kcat), random (keys spread over partitions)")
 
@@ -50,7 +53,7 @@ func verifyCmd(g *globals) *cobra.Command {
 	var cf configFlags
 	process := &cobra.Command{
 		Use:   "process",
-		Short: "Run the verification topology (echo, sum, min, max, cnt) on the normal runtime",
+		Short: "Run the verification topology (echo, sum, min, max, cnt, windowed count and sum) on the normal runtime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			topo, err := verify.Topology(input)

@@ -36,6 +36,10 @@ type Report struct {
 	Outputs map[string]int64
 	// Keys is the number of distinct input keys.
 	Keys int
+	// Windowed is what Check found of the windowed output
+	// (WindowedOutputTopic); nil if that topic does not exist (the input
+	// was processed by a topology without it), and then it is not checked.
+	Windowed *WindowedReport
 	// SpreadKeys is the number of input keys whose records are in more than
 	// one input partition: the input's producer did not partition by key
 	// (librdkafka's random partitioner, a keyless sticky one, explicit
@@ -52,7 +56,8 @@ type Report struct {
 
 // Verdict is the report in one line: "PASS: 100000 input records, 5 outputs x
 // 100000, 1000 keys" (with "(n in several input partitions)" when some keys
-// are spread), or "FAIL: 3 violations (T-sum 2, group app 1)" with the
+// are spread, and "; windowed: 19000 closed windows exact, 1000 open, 50 late
+// records dropped" when the windowed output was checked), or "FAIL: 3 violations (T-sum 2, group app 1)" with the
 // number of violations per subject topic or group.
 func (r *Report) Verdict() string {
 	if len(r.Violations) == 0 {
@@ -60,8 +65,13 @@ func (r *Report) Verdict() string {
 		if r.SpreadKeys > 0 {
 			spread = fmt.Sprintf(" (%d in several input partitions)", r.SpreadKeys)
 		}
-		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys%s",
-			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys, spread)
+		windowed := ""
+		if w := r.Windowed; w != nil {
+			windowed = fmt.Sprintf("; windowed: %d closed windows exact, %d open, %d late %s dropped",
+				w.Closed, w.Open, w.Late, plural(w.Late, "record"))
+		}
+		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys%s%s",
+			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys, spread, windowed)
 	}
 	var order []string
 	n := map[string]int{}
@@ -116,6 +126,10 @@ func (r *Report) Verdict() string {
 //     checked too. Records with a null key (murmur2_random sends them to a
 //     random partition) are checked as a multiset.
 //   - No record of a key that is not in the input, anywhere.
+//   - The windowed output (WindowedOutputTopic), if it exists: exactly one
+//     final result per window the input's stream time closed, with its exact
+//     count and sum, none for a window still open, no late record counted
+//     (windowed.go says how the windows are replayed).
 //   - No open transaction: the last stable offset equals the high watermark
 //     for every partition of every topic.
 //   - The group's committed offset equals the input's end for every input
@@ -154,6 +168,7 @@ func Check(ctx context.Context, cfg CheckConfig) (*Report, error) {
 	defer cl.Close()
 
 	topics := append([]string{cfg.Input}, OutputTopics(cfg.Input)...)
+	topics = append(topics, WindowedOutputTopic(cfg.Input))
 	counts, err := partitionCounts(ctx, cl, topics)
 	if err != nil {
 		return nil, fmt.Errorf("verify: check: %w", err)
@@ -358,6 +373,9 @@ func (s *snapshot) evaluate() *Report {
 		}
 		s.checkPerKey(topic, suffix, got, keys, keyOrder, violate)
 	}
+
+	// The windowed output, if the topology has one.
+	s.checkWindowed(r, keys, violate)
 
 	// No open transaction anywhere.
 	for _, topic := range sortedKeys(s.counts) {

@@ -15,6 +15,7 @@ type record struct {
 	key    string
 	nilKey bool
 	value  string
+	ts     int64 // timestamp, epoch milliseconds
 }
 
 // readCommitted reads every partition of the given topics from its log start
@@ -99,6 +100,7 @@ func readCommitted(ctx context.Context, cl *kgo.Client, log *slog.Logger, counts
 						key:    string(r.Key),
 						nilKey: r.Key == nil,
 						value:  string(r.Value),
+						ts:     r.Timestamp.UnixMilli(),
 					})
 				}
 				if r.Offset+1 >= end {

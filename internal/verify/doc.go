@@ -16,6 +16,12 @@
 //     T-cnt, one output record per input record. The four aggregates live in
 //     stores sum, min, max and cnt, each with its changelog, so a crash in the
 //     middle of a transaction exercises restore as well as the output path.
+//     Each key's count and sum per tumbling window of event time
+//     (WindowSize, WindowGrace), final results only, go to T-win, one
+//     record per closed window, from a window store and an emit-final buffer
+//     with their changelogs: Kafka Streams' EOS system test likewise adds
+//     windowed aggregates. Generate's timestamps advance with some bounded
+//     disorder, within the grace, and a few are late on purpose.
 //  3. Check reads T and every output with read_committed and proves, per key
 //     and per input partition, that each output holds exactly the records the
 //     input implies, in the order the runner guarantees (each input

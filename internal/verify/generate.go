@@ -41,6 +41,24 @@ type GenerateConfig struct {
 	// Rate limits the writes to this many records per second; 0 means
 	// unlimited.
 	Rate int
+	// EventStart is the event time (record timestamp) of record 0; default
+	// the wall clock when Generate starts, in whole milliseconds.
+	EventStart time.Time
+	// EventRate is how many records make one second of event time: record
+	// i's nominal time is EventStart + i/EventRate seconds, whatever the
+	// write Rate. Default 1000.
+	EventRate int
+	// Disorder bounds how far a record's timestamp lies before its nominal
+	// time: drawn from [0, Disorder] in whole milliseconds. Default 500ms,
+	// within WindowGrace, so that disorder alone makes no record late; -1
+	// means none.
+	Disorder time.Duration
+	// LateEvery makes about one record in LateEvery (never among the first
+	// lateWarmup) late on purpose: its timestamp lies 2*WindowSize +
+	// WindowGrace + Disorder before its nominal time, so its window has
+	// closed when it arrives and the windowed aggregation drops it. Default
+	// 2000; -1 means none.
+	LateEvery int
 	// Logger receives progress at most once a second; nil discards it.
 	Logger *slog.Logger
 }
@@ -61,6 +79,13 @@ const (
 	valueBound = 1000
 	// progressEvery is the least time between two progress log lines.
 	progressEvery = time.Second
+
+	defaultEventRate = 1000
+	defaultDisorder  = 500 * time.Millisecond
+	defaultLateEvery = 2000
+	// lateWarmup records come before the first late one, so that every
+	// partition's stream time has moved past the start.
+	lateWarmup = 200
 )
 
 func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
@@ -72,6 +97,15 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 	}
 	if c.Partitioner == "" {
 		c.Partitioner = PartitionMurmur2
+	}
+	if c.EventRate == 0 {
+		c.EventRate = defaultEventRate
+	}
+	if c.Disorder == 0 {
+		c.Disorder = defaultDisorder
+	}
+	if c.LateEvery == 0 {
+		c.LateEvery = defaultLateEvery
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -95,6 +129,18 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate %d < 0", c.Rate))
 	}
+	if c.EventRate < 0 {
+		errs = append(errs, fmt.Errorf("event rate %d < 0", c.EventRate))
+	}
+	if c.Disorder < -1 || c.Disorder%time.Millisecond != 0 && c.Disorder != -1 {
+		errs = append(errs, fmt.Errorf("disorder %v: want whole milliseconds, or -1 for none", c.Disorder))
+	}
+	if c.LateEvery < -1 {
+		errs = append(errs, fmt.Errorf("late every %d: want > 0, or -1 for none", c.LateEvery))
+	}
+	if !c.EventStart.IsZero() && c.EventStart.UnixMilli() < 0 {
+		errs = append(errs, fmt.Errorf("event start %v is before the epoch", c.EventStart))
+	}
 	if err := checkPartitioner(c.Partitioner); err != nil {
 		errs = append(errs, err)
 	}
@@ -108,7 +154,9 @@ func (c GenerateConfig) withDefaults() (GenerateConfig, error) {
 // with an idempotent producer (kgo's default: retries cannot duplicate or
 // reorder records within a partition, so the input itself is exact). Record i
 // has key "k<j>", j drawn from [0, Keys), and a decimal value drawn from
-// [-1000, 1000], both from the seeded sequence. Keys are partitioned by
+// [-1000, 1000], both from the seeded sequence, and a timestamp that
+// advances with i (EventRate) less a bounded disorder, a few of them late on
+// purpose (LateEvery); given EventStart, the seed names them too. Keys are partitioned by
 // cfg.Partitioner: with murmur2 (the default, as Java's producer) or crc32 (as
 // librdkafka's default) a key's records are in one partition, in generation
 // order; with random they are spread over the partitions, each partition
@@ -167,6 +215,10 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 
 	partition := recordPartitioner(cfg.Partitioner, cfg.Seed, count)
 	seq := newSequence(cfg.Seed, cfg.Keys)
+	if cfg.EventStart.IsZero() {
+		cfg.EventStart = start
+	}
+	times := newEventTimes(cfg)
 	for i := 0; i < cfg.Records && ctx.Err() == nil; i++ {
 		if cfg.Rate > 0 {
 			// Pace against the schedule from the start, not per record, so
@@ -177,7 +229,7 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 			}
 		}
 		key, value := seq.next()
-		rec := &kgo.Record{Key: []byte(key), Value: strconv.AppendInt(nil, value, 10)}
+		rec := &kgo.Record{Key: []byte(key), Value: strconv.AppendInt(nil, value, 10), Timestamp: time.UnixMilli(times.next(i))}
 		rec.Partition = partition(rec.Key)
 		cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			if err != nil {
@@ -217,6 +269,39 @@ func recordPartitioner(name string, seed int64, partitions int32) func(key []byt
 	draws := newSequence(seed^randomPartitionSalt, 1)
 	return func([]byte) int32 { return int32(draws.uint64() % uint64(partitions)) }
 }
+
+// eventTimes draws the records' timestamps from their own sequence (seeded
+// from Seed), so that the keys and values of a seed do not depend on them.
+type eventTimes struct {
+	seq                           *sequence
+	start, rate, disorder, lateBy int64 // ms, records/s, ms, ms
+	lateEvery                     uint64
+}
+
+func newEventTimes(cfg GenerateConfig) *eventTimes {
+	e := &eventTimes{seq: newSequence(cfg.Seed^eventTimeSalt, 1), start: cfg.EventStart.UnixMilli(), rate: int64(cfg.EventRate)}
+	if cfg.Disorder > 0 {
+		e.disorder = cfg.Disorder.Milliseconds()
+	}
+	if cfg.LateEvery > 0 {
+		e.lateEvery = uint64(cfg.LateEvery)
+	}
+	e.lateBy = (2*WindowSize + WindowGrace).Milliseconds() + e.disorder
+	return e
+}
+
+// next is record i's timestamp in epoch milliseconds, never negative.
+func (e *eventTimes) next(i int) int64 {
+	ts := e.start + int64(i)*1000/e.rate
+	ts -= int64(e.seq.uint64() % uint64(e.disorder+1))
+	if late := e.seq.uint64(); e.lateEvery > 0 && i >= lateWarmup && late%e.lateEvery == 0 {
+		ts -= e.lateBy
+	}
+	return max(ts, 0)
+}
+
+// eventTimeSalt separates the timestamps' sequence from the records'.
+const eventTimeSalt = 0x2545f4914f6cdd1d
 
 // randomPartitionSalt separates the random partitioner's sequence from the
 // records' sequence of the same seed.

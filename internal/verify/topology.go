@@ -3,6 +3,9 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
@@ -15,7 +18,24 @@ const (
 	StoreMin = "min"
 	StoreMax = "max"
 	StoreCnt = "cnt"
+	// StoreWin holds the windowed count and sum; its emit-final buffer is
+	// StoreWin + "-emit-final".
+	StoreWin = "win"
 )
+
+// The windowed aggregate: tumbling windows of event time (the record
+// timestamps), final results only. Generate's default disorder stays within
+// WindowGrace, so only the records it writes late on purpose are dropped.
+const (
+	WindowSize  = 5 * time.Second
+	WindowGrace = time.Second
+)
+
+// Stores lists every store of the verification topology, the emit-final
+// buffer included: each has a changelog partition per input partition.
+func Stores() []string {
+	return []string{StoreSum, StoreMin, StoreMax, StoreCnt, StoreWin, StoreWin + "-emit-final"}
+}
 
 // Output topic suffixes, appended to the input topic's name with a dash.
 const (
@@ -24,6 +44,7 @@ const (
 	suffixMin  = StoreMin
 	suffixMax  = StoreMax
 	suffixCnt  = StoreCnt
+	suffixWin  = StoreWin
 )
 
 // OutputTopics lists the topics the verification topology writes for input
@@ -40,12 +61,29 @@ func OutputTopics(input string) []string {
 
 func outputTopic(input, suffix string) string { return input + "-" + suffix }
 
+// WindowedOutputTopic is where the topology writes each closed window's final
+// count and sum, T-win: key serde.TimeWindowed (the input key and the
+// window's start, Kafka Streams' layout), value "<count>,<sum>" in decimal.
+// It is not among OutputTopics, whose records answer input records one for
+// one.
+func WindowedOutputTopic(input string) string { return outputTopic(input, suffixWin) }
+
 // Topology builds the verification topology for input topic input: one
 // sub-topology whose source (string key, decimal-string value) feeds T-echo
 // unchanged and four per-key aggregations (Reduce for sum, min and max, Count
 // for cnt), each emitting every update to its topic with the key unchanged
 // and the aggregate as a decimal string. The stores are named sum, min, max
 // and cnt; their values are int64 (serde.Int64, as Kafka Streams' Long serde).
+//
+// A fifth aggregation counts and sums each key's values per tumbling window
+// of WindowSize with WindowGrace, final results only (EmitOnWindowClose),
+// into store win (and its emit-final buffer) and WindowedOutputTopic.
+// Between the source and it sits a guard that swallows the aggregation's
+// late-record error: the runner drops a late record from its whole
+// sub-topology (echo and the running aggregates too), so without the guard a
+// late record would be missing from every output. Late records are
+// therefore dropped by the aggregation itself but not counted in
+// eos_dropped_records_total here; Check proves that none of them counted.
 func Topology(input string) (*topology.Topology, error) {
 	if input == "" {
 		return nil, errors.New("verify: topology: empty input topic")
@@ -77,9 +115,87 @@ func Topology(input string) (*topology.Topology, error) {
 	grouped.Count(topology.Materialized{Name: StoreCnt, Key: str, Value: serde.Int64{}}).
 		ToStream().To(outputTopic(input, suffixCnt), out)
 
+	// The guard is built as a pass-through (Peek keeps the key, so the
+	// grouping does not repartition) and given its processor once built:
+	// the DSL has no key-preserving Process.
+	src.Peek(func(_, _ any) {}, topology.Named(lateGuard)).
+		GroupByKey(topology.Grouped{Key: str, Value: dec}).
+		WindowedBy(topology.TimeWindows{Size: WindowSize, Grace: WindowGrace}).
+		Emit(topology.EmitOnWindowClose).
+		Aggregate(func() any { return CountSum{} }, func(_, v, agg any) (any, error) {
+			a, ok1 := agg.(CountSum)
+			x, ok2 := v.(int64)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("verify: %s: want CountSum aggregate and int64 value, got %T and %T", StoreWin, agg, v)
+			}
+			return CountSum{Count: a.Count + 1, Sum: a.Sum + x}, nil
+		}, nil, topology.Materialized{Name: StoreWin, Key: str, Value: countSumSerde{}}).
+		ToStream().To(WindowedOutputTopic(input), topology.Produced{
+		Key: serde.TimeWindowed{Inner: str, Size: WindowSize}, Value: countSumSerde{}})
+
 	t, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("verify: topology for %q: %w", input, err)
 	}
+	t.Node(lateGuard).Supplier = func() topology.Processor { return &lateGuardProcessor{} }
 	return t, nil
+}
+
+// lateGuard names the node before the windowed aggregation.
+const lateGuard = "win-late-guard"
+
+// lateGuardProcessor forwards every record and swallows a late-record error
+// from below: the aggregation changed nothing for it (a tumbling window's
+// record is late only when its one window has closed).
+type lateGuardProcessor struct{ ctx topology.ProcessorContext }
+
+func (p *lateGuardProcessor) Init(ctx topology.ProcessorContext) error { p.ctx = ctx; return nil }
+
+func (p *lateGuardProcessor) Process(r topology.Record) error {
+	if err := p.ctx.Forward(r); err != nil && !topology.IsLate(err) {
+		return err
+	}
+	return nil
+}
+
+func (p *lateGuardProcessor) Close() error { return nil }
+
+// CountSum is a window's aggregate: how many records, and their sum.
+type CountSum struct{ Count, Sum int64 }
+
+func (c CountSum) String() string { return formatDecimal(c.Count) + "," + formatDecimal(c.Sum) }
+
+func parseCountSum(s string) (CountSum, error) {
+	n, sum, ok := strings.Cut(s, ",")
+	c, err1 := strconv.ParseInt(n, 10, 64)
+	x, err2 := strconv.ParseInt(sum, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return CountSum{}, fmt.Errorf("%q is not <count>,<sum>", s)
+	}
+	return CountSum{c, x}, nil
+}
+
+// countSumSerde writes a CountSum as "<count>,<sum>" in decimal, readable
+// with any console consumer.
+type countSumSerde struct{}
+
+func (countSumSerde) Serialize(_ string, v any) ([]byte, error) {
+	switch c := v.(type) {
+	case nil:
+		return nil, nil
+	case CountSum:
+		return []byte(c.String()), nil
+	}
+	return nil, fmt.Errorf("verify: count-sum serde: want CountSum, got %T", v)
+}
+
+func (countSumSerde) Deserialize(_ string, b []byte) (any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	c, err := parseCountSum(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("verify: count-sum serde: %w", err)
+	}
+	return c, nil
 }

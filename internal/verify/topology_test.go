@@ -30,7 +30,7 @@ func TestTopologyShape(t *testing.T) {
 		t.Fatalf("%d sub-topologies, want 1:\n%s", len(topo.SubTopologies), topo.Describe())
 	}
 	st := topo.SubTopologies[0]
-	if want := []string{"cnt", "max", "min", "sum"}; !slices.Equal(st.Stores, want) {
+	if want := []string{"cnt", "max", "min", "sum", "win", "win-emit-final"}; !slices.Equal(st.Stores, want) {
 		t.Errorf("stores %v, want %v", st.Stores, want)
 	}
 	if got := st.SourceTopics(); !slices.Equal(got, []string{"T"}) {
@@ -41,7 +41,7 @@ func TestTopologyShape(t *testing.T) {
 		sinks = append(sinks, n.Topics...)
 	}
 	slices.Sort(sinks)
-	want := OutputTopics("T")
+	want := append(OutputTopics("T"), WindowedOutputTopic("T"))
 	slices.Sort(want)
 	if !slices.Equal(sinks, want) {
 		t.Errorf("sink topics %v, want %v", sinks, want)

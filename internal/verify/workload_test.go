@@ -1,8 +1,12 @@
 package verify
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +29,9 @@ type memTask struct {
 	pending   map[string]map[string][]byte // nil value: deleted
 	out       []*kgo.Record                // sink records since the last commit
 	md        topology.RecordMetadata
+	// streamTime is the largest timestamp processed; committedStreamTime
+	// its value at the last commit, to which an abort rolls it back.
+	streamTime, committedStreamTime time.Time
 }
 
 func newMemTask(t *testing.T, topo *topology.Topology, partition int32) *memTask {
@@ -39,17 +46,27 @@ func newMemTask(t *testing.T, topo *topology.Topology, partition int32) *memTask
 		m.committed[name] = map[string][]byte{}
 		m.pending[name] = map[string][]byte{}
 	}
-	for _, n := range topo.Nodes {
+	if err := m.initProcessors(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// initProcessors builds the task's processors afresh, as the runner
+// rebuilds a task after an abort: their fields (a windowed aggregation's
+// observed stream time) roll back with the stores.
+func (m *memTask) initProcessors() error {
+	for _, n := range m.topo.Nodes {
 		if n.Kind != topology.ProcessorNode {
 			continue
 		}
 		p := n.Supplier()
 		if err := p.Init(&memCtx{m: m, node: n}); err != nil {
-			t.Fatalf("init %s: %v", n.Name, err)
+			return fmt.Errorf("init %s: %w", n.Name, err)
 		}
 		m.procs[n] = p
 	}
-	return m
+	return nil
 }
 
 // process pushes one input record through the topology.
@@ -68,6 +85,9 @@ func (m *memTask) process(r *kgo.Record) error {
 		}
 		m.md = topology.RecordMetadata{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		rec := topology.Record{Key: k, Value: v, Timestamp: r.Timestamp}
+		if r.Timestamp.After(m.streamTime) {
+			m.streamTime = r.Timestamp
+		}
 		for _, c := range n.Children {
 			if err := m.push(c, rec); err != nil {
 				return err
@@ -112,15 +132,21 @@ func (m *memTask) commit() []*kgo.Record {
 		}
 		m.pending[store] = map[string][]byte{}
 	}
+	m.committedStreamTime = m.streamTime
 	out := m.out
 	m.out = nil
 	return out
 }
 
-// abort drops the pending store writes and returns the outputs it drops.
+// abort drops the pending store writes, rolls back stream time and the
+// processors, and returns the outputs it drops.
 func (m *memTask) abort() []*kgo.Record {
 	for store := range m.pending {
 		m.pending[store] = map[string][]byte{}
+	}
+	m.streamTime = m.committedStreamTime
+	if err := m.initProcessors(); err != nil {
+		panic(err) // they initialized once already
 	}
 	out := m.out
 	m.out = nil
@@ -156,7 +182,7 @@ func (c *memCtx) Store(name string) topology.KeyValueStore {
 	return &memStore{m: c.m, name: name, spec: c.m.topo.Stores[name]}
 }
 func (c *memCtx) WindowStore(name string) topology.WindowStore {
-	panic("verify workload: no window stores")
+	return &memWindowStore{memStore{m: c.m, name: name, spec: c.m.topo.Stores[name]}}
 }
 func (c *memCtx) SessionStore(name string) topology.SessionStore {
 	panic("verify workload: no session stores")
@@ -165,7 +191,7 @@ func (c *memCtx) Schedule(time.Duration, topology.PunctuationType, topology.Punc
 	return noCancel{}
 }
 func (c *memCtx) RecordMetadata() (topology.RecordMetadata, bool) { return c.m.md, true }
-func (c *memCtx) StreamTime() time.Time                           { return time.Time{} }
+func (c *memCtx) StreamTime() time.Time                           { return c.m.streamTime }
 
 type noCancel struct{}
 
@@ -221,6 +247,96 @@ func (s *memStore) Range(from, to any, fn func(key, value any) error) error {
 	return errors.New("memStore: Range is not used by the verification topology")
 }
 
+// memWindowStore is a window store partition of a memTask: entries keyed by
+// the serialized key and the 8-byte window start; reads see pending writes.
+// Nothing expires: the workload's input is small.
+type memWindowStore struct{ memStore }
+
+func (s *memWindowStore) entry(key any, start time.Time) (string, error) {
+	k, err := s.spec.KeySerde.Serialize(s.name, key)
+	if err != nil {
+		return "", err
+	}
+	return string(binary.BigEndian.AppendUint64(k, uint64(start.UnixMilli()))), nil
+}
+
+func (s *memWindowStore) Get(key any, start time.Time) (any, error) {
+	e, err := s.entry(key, start)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := s.m.pending[s.name][e]
+	if !ok {
+		v = s.m.committed[s.name][e]
+	}
+	if v == nil {
+		return nil, nil
+	}
+	return s.spec.ValueSerde.Deserialize(s.name, v)
+}
+
+func (s *memWindowStore) Put(key any, start time.Time, value any) error {
+	e, err := s.entry(key, start)
+	if err != nil {
+		return err
+	}
+	var v []byte
+	if value != nil {
+		if v, err = s.spec.ValueSerde.Serialize(s.name, value); err != nil {
+			return err
+		}
+	}
+	s.m.pending[s.name][e] = v
+	return nil
+}
+
+func (s *memWindowStore) Fetch(key any, from, to time.Time, fn func(start time.Time, value any) error) error {
+	k, err := s.spec.KeySerde.Serialize(s.name, key)
+	if err != nil {
+		return err
+	}
+	return s.FetchAll(from, to, func(kk any, start time.Time, v any) error {
+		if b, _ := s.spec.KeySerde.Serialize(s.name, kk); string(b) == string(k) {
+			return fn(start, v)
+		}
+		return nil
+	})
+}
+
+func (s *memWindowStore) FetchAll(from, to time.Time, fn func(key any, start time.Time, value any) error) error {
+	merged := maps.Clone(s.m.committed[s.name])
+	maps.Copy(merged, s.m.pending[s.name])
+	type ent struct {
+		key   string
+		start int64
+		v     []byte
+	}
+	var es []ent
+	for e, v := range merged {
+		start := int64(binary.BigEndian.Uint64([]byte(e[len(e)-8:])))
+		if v != nil && start >= from.UnixMilli() && start <= to.UnixMilli() {
+			es = append(es, ent{e[:len(e)-8], start, v})
+		}
+	}
+	slices.SortFunc(es, func(a, b ent) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.key, b.key))
+	})
+	for _, e := range es {
+		k, err := s.spec.KeySerde.Deserialize(s.name, []byte(e.key))
+		if err != nil {
+			return err
+		}
+		v, err := s.spec.ValueSerde.Deserialize(s.name, e.v)
+		if err != nil {
+			return err
+		}
+		if err := fn(k, time.UnixMilli(e.start).UTC(), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestWorkload runs the whole workload against kfake: Generate writes the
 // input, Topology() runs in memTasks that write their outputs in
 // transactions, and Check judges. The runs differ in how the input is
@@ -257,10 +373,12 @@ func TestWorkload(t *testing.T) {
 	for _, partitioner := range partitioners {
 		for _, tt := range tests {
 			t.Run(partitioner+"/"+tt.name, func(t *testing.T) {
-				brokers := newCluster(t, testPartitions, OutputTopics(testInput)...)
+				brokers := newCluster(t, testPartitions, append(OutputTopics(testInput), WindowedOutputTopic(testInput))...)
 				ctx := testContext(t)
 				if _, err := Generate(ctx, GenerateConfig{Brokers: brokers, Topic: testInput, Records: n, Keys: keys,
-					Partitions: testPartitions, Seed: 11, Partitioner: partitioner}); err != nil {
+					Partitions: testPartitions, Seed: 11, Partitioner: partitioner,
+					// 12s of event time: windows close, and a late record.
+					EventRate: n / 12, LateEvery: 100}); err != nil {
 					t.Fatal(err)
 				}
 				topo, err := Topology(testInput)
@@ -336,6 +454,9 @@ func TestWorkload(t *testing.T) {
 					}
 					if r.InputRecords != n || r.Keys != keys {
 						t.Errorf("%s; want %d records, %d keys", r.Verdict(), n, keys)
+					}
+					if w := r.Windowed; w == nil || w.Closed < keys || w.Late == 0 {
+						t.Errorf("%s; want closed windows for every key and late records", r.Verdict())
 					}
 					return
 				}
