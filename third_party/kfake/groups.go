@@ -1598,23 +1598,25 @@ func (g *group) assignmentOrEmpty(assignment []byte) []byte {
 	return assignment
 }
 
-// updateHeartbeat (re)starts m's session timer. On expiry, a member
-// waiting for its JoinGroup or SyncGroup response is kept, as in Kafka
+func (g *group) updateHeartbeat(m *groupMember) {
+	g.atSessionTimeout(m, func() { g.expireSession(m) })
+}
+
+// expireSession runs when m's session timer fires. A member waiting for
+// its JoinGroup or SyncGroup response is kept, as in Kafka
 // (MemberMetadata.hasSatisfiedHeartbeat): it is taking part in the
 // rebalance, which the rebalance timeout bounds. Any other member is
 // removed, also during a rebalance, so a dead member holds a rebalance
 // for its session timeout, not for the rebalance timeout.
-func (g *group) updateHeartbeat(m *groupMember) {
-	g.atSessionTimeout(m, func() {
-		if g.members[m.memberID] != m {
-			return // removed meanwhile: the timer fired as it was stopped
-		}
-		if !m.waitingReply.empty() {
-			g.updateHeartbeat(m)
-			return
-		}
-		g.updateMemberAndRebalance(m, nil, nil)
-	})
+func (g *group) expireSession(m *groupMember) {
+	if g.members[m.memberID] != m {
+		return // removed meanwhile: the timer fired as it was stopped
+	}
+	if !m.waitingReply.empty() {
+		g.updateHeartbeat(m)
+		return
+	}
+	g.updateMemberAndRebalance(m, nil, nil)
 }
 
 func (g *group) addPendingRebalance(m *groupMember) {
@@ -3586,13 +3588,7 @@ func (g *group) restoreClassicMembers(shutdownAt time.Time, sg sessionClassicGro
 		if m.instanceID != nil {
 			g.staticMembers[*m.instanceID] = m.memberID
 		}
-		g.atSessionTimeoutIn(m, remaining, func() {
-			if g.members[m.memberID] != m {
-				return
-			}
-			g.removeMember(m)
-			g.rebalance()
-		})
+		g.atSessionTimeoutIn(m, remaining, func() { g.expireSession(m) })
 		// Preserve the real last heartbeat time so that across
 		// repeated restarts, dead members accumulate elapsed time.
 		m.last = lastHB
