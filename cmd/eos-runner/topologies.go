@@ -35,6 +35,8 @@ func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 		// count per key with its changelog; outputs <input>-stateless and <input>-counts.
 		"bench-stateless": func(o topoOptions) (*topology.Topology, error) { return bench.StatelessTopology(o.Input) },
 		"bench-stateful":  func(o topoOptions) (*topology.Topology, error) { return bench.StatefulTopology(o.Input) },
+		// A count per key per tumbling 1-minute window, emitted on update: <input>-windowed.
+		"bench-windowed": func(o topoOptions) (*topology.Topology, error) { return bench.WindowedTopology(o.Input) },
 	}
 }
 

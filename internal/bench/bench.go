@@ -48,7 +48,7 @@ type Config struct {
 	// Phases to run; default all: throughput, latency, restore.
 	Phases []string
 	// Runs, if set, limits the throughput phase to the runs named here, by
-	// name (raw-copy, stateless, stateful) or by name-guarantee
+	// name (raw-copy, stateless, stateful, windowed) or by name-guarantee
 	// (stateful-exactly_once_v2). Ratios need raw-copy.
 	Runs []string
 	// RawCopyKafka are librdkafka properties (key=value) for the raw-copy
@@ -307,6 +307,7 @@ func (b *bench) throughput(ctx context.Context, input string, res *Results) erro
 	for _, t := range []struct{ name, topo, output string }{
 		{RunStateless, "bench-stateless", StatelessOutput(input)},
 		{RunStateful, "bench-stateful", StatefulOutput(input)},
+		{RunWindowed, "bench-windowed", WindowedOutput(input)},
 	} {
 		for _, g := range []string{"at_least_once", "exactly_once_v2"} {
 			specs = append(specs, spec{name: t.name, guarantee: g, topo: t.topo, output: t.output})
@@ -337,7 +338,7 @@ func (b *bench) throughput(ctx context.Context, input string, res *Results) erro
 		}
 		r.Name, r.Guarantee = s.name, s.guarantee
 		res.Runs = append(res.Runs, r)
-		if err := b.k.deleteTopics(ctx, s.output, ChangelogTopic(app), app+"-dlq"); err != nil {
+		if err := b.k.deleteTopics(ctx, s.output, ChangelogTopic(app), WindowedChangelogTopic(app), app+"-dlq"); err != nil {
 			b.log.Warn("bench: cleanup", "err", err)
 		}
 	}

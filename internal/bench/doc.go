@@ -15,8 +15,10 @@
 //     keys drawn from Keys distinct keys, murmur2-partitioned as Java's
 //     default partitioner does) to an input topic of Partitions partitions.
 //  2. throughput: raw copy (processor.RawCopy, guarantee none), then the
-//     stateless topology (filter + mapValues) and the stateful one (count per
-//     key, with its changelog), each under at_least_once and
+//     stateless topology (filter + mapValues), the stateful one (count per
+//     key, with its changelog) and the windowed one (count per key per
+//     tumbling 1-minute window of event time, emitted on every update, with
+//     its window store's changelog), each under at_least_once and
 //     exactly_once_v2. Each run is a fresh consumer group reading the input
 //     from the start. A run is done when the group's committed offsets reach
 //     the input's end offsets (polled with kadm every PollInterval); then the

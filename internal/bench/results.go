@@ -20,6 +20,7 @@ const (
 	RunRawCopy   = "raw-copy"
 	RunStateless = "stateless"
 	RunStateful  = "stateful"
+	RunWindowed  = "windowed"
 
 	GuaranteeNone = "none"
 )

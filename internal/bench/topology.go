@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
@@ -12,6 +13,20 @@ import (
 // StoreCounts is the stateful topology's store; its changelog is
 // `<application.id>-counts-changelog`.
 const StoreCounts = "counts"
+
+// StoreWindowed is the windowed topology's window store; its changelog is
+// `<application.id>-windowed-counts-changelog`.
+const StoreWindowed = "windowed-counts"
+
+// WindowSize is the windowed topology's tumbling window.
+const WindowSize = time.Minute
+
+// WindowedOutput is the topic the windowed topology writes for input.
+func WindowedOutput(input string) string { return input + "-windowed" }
+
+// WindowedChangelogTopic is the changelog of the windowed topology's store
+// under application id app.
+func WindowedChangelogTopic(app string) string { return app + "-" + StoreWindowed + "-changelog" }
 
 // StatelessOutput is the topic the stateless topology writes for input.
 func StatelessOutput(input string) string { return input + "-stateless" }
@@ -71,6 +86,32 @@ func StatefulTopology(input string) (*topology.Topology, error) {
 	t, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("bench: stateful topology for %q: %w", input, err)
+	}
+	return t, nil
+}
+
+// WindowedTopology is the "bench-windowed" built-in: string keys and byte
+// values from input, counted per key per tumbling 1-minute window of event
+// time (grace 1 minute) into window store StoreWindowed (changelog
+// `<application.id>-windowed-counts-changelog`, compact,delete), every
+// update emitted (EmitOnWindowUpdate: one output per input record) to
+// WindowedOutput(input), keyed by Kafka Streams' time-windowed key, the
+// count as an 8-byte big-endian int64.
+func WindowedTopology(input string) (*topology.Topology, error) {
+	if input == "" {
+		return nil, errors.New("bench: windowed topology: empty input topic")
+	}
+	b := topology.NewBuilder()
+	b.Stream([]string{input}, topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}}).
+		GroupByKey(topology.Grouped{Key: serde.String{}}).
+		WindowedBy(topology.TimeWindows{Size: WindowSize, Grace: time.Minute}).
+		Emit(topology.EmitOnWindowUpdate).
+		Count(topology.Materialized{Name: StoreWindowed, Key: serde.String{}, Value: serde.Int64{}}).
+		ToStream().
+		To(WindowedOutput(input), topology.Produced{Key: serde.TimeWindowed{Inner: serde.String{}, Size: WindowSize}, Value: serde.Int64{}})
+	t, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("bench: windowed topology for %q: %w", input, err)
 	}
 	return t, nil
 }
