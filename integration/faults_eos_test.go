@@ -101,6 +101,7 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 		at = append(at, strconv.FormatInt(poison, 10))
 		coords := fmt.Sprintf("%s[0]@%d", topic, poison)
 		f := newFleet(t, b.addr, topic, 20*time.Millisecond)
+		wrong := 0 // violations in this trial (t.Failed() also counts a race report)
 		for start := range starts {
 			r := f.startWith("a", b.addr, "--set", "on.error=fail")
 			if trial > 0 || start > 0 {
@@ -117,9 +118,14 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 			}
 			exitLines := slices.DeleteFunc(r.plainLines(), func(l string) bool { return !strings.HasPrefix(l, "eos-runner:") })
 			if !slices.ContainsFunc(exitLines, func(l string) bool { return strings.Contains(l, coords) }) {
+				wrong++
 				t.Errorf("trial %d, start %d: exit %v; its error does not name the record %s: %q", trial, start, r.err, coords, exitLines)
 			}
-			switch c, ok := committedOffsets(t, k, app, topic)[0]; {
+			c, ok := committedOffsets(t, k, app, topic)[0]
+			if !ok || c != poison {
+				wrong++
+			}
+			switch {
 			case !ok:
 				t.Errorf("trial %d, start %d: no committed offset, want exactly %d, the poison record's", trial, start, poison)
 			case c > poison:
@@ -128,9 +134,10 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 				t.Errorf("trial %d, start %d: committed offset %d, want exactly %d: the %d records before the poison record were not committed",
 					trial, start, c, poison, poison-c)
 			}
-			checkPrefix(t, k, app, topic, map[int32]int64{0: poison})
+			_, v := checkPrefix(t, k, app, topic, map[int32]int64{0: poison})
+			wrong += v
 		}
-		if t.Failed() {
+		if wrong > 0 {
 			t.FailNow()
 		}
 		t.Logf("trial %d: poison at offset %d: %d starts each stopped there, committed %d, outputs exact", trial, poison, starts, poison)
@@ -276,17 +283,20 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 		st.kills++ // a fatal exit
 		last := fault.lastOffset.Load()
 		committed := committedOffsets(t, k, app, topic)
+		wrong := 0 // violations in this trial (t.Failed() also counts a race report)
 		if c := committed[fault.partition]; c > last {
+			wrong++
 			t.Errorf("trial %d: partition %d committed up to %d after the punctuator failed following offset %d: the failing transaction committed",
 				trial, fault.partition, c, last)
 		}
 		for p, c := range before {
 			if committed[p] < c {
+				wrong++
 				t.Errorf("trial %d: partition %d: committed offset went back from %d to %d", trial, p, c, committed[p])
 			}
 		}
-		below := checkPrefix(t, k, app, topic, committed)
-		if t.Failed() {
+		below, v := checkPrefix(t, k, app, topic, committed)
+		if wrong+v > 0 {
 			t.Fatalf("trial %d: fatal exit left %v committed (failure after %s[%d]@%d)", trial, committed, topic, fault.partition, last)
 		}
 		how := "error"
@@ -980,8 +990,8 @@ func awaitSettled(t *testing.T, k *kafka, topics []string) {
 // key, echo and the running sum, min, max and count of those records, in
 // order, and as the last changelog value the final aggregate; no loss
 // before the cut, nothing after it. It reports violations with t.Errorf and
-// returns the number of input records below the cut.
-func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64) int {
+// returns the number of input records below the cut and of violations.
+func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64) (below, violations int) {
 	t.Helper()
 	ctx := context.Background()
 	outputs := verify.OutputTopics(input) // echo, sum, min, max, cnt
@@ -994,7 +1004,6 @@ func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64)
 
 	// want[key][i] = echo, sum, min, max and count after the key's i-th record.
 	want := map[string][][5]int64{}
-	below := 0
 	for _, rec := range k.readCommitted(t, ctx, input) {
 		if rec.Offset >= cut[rec.Partition] {
 			continue
@@ -1013,7 +1022,6 @@ func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64)
 		want[key] = append(want[key], next)
 	}
 
-	violations := 0
 	violate := func(format string, args ...any) {
 		t.Helper()
 		if violations++; violations <= 10 {
@@ -1066,7 +1074,7 @@ func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64)
 	if violations > 10 {
 		t.Errorf("... %d violations in all", violations)
 	}
-	return below
+	return below, violations
 }
 
 // firstDiff describes where got first departs from want.
