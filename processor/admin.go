@@ -172,7 +172,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 // additional (Kafka Streams' windowstore.changelog.additional.retention.ms),
 // so that expired windows leave the changelog as they leave the store.
 func changelogConfig(spec topology.StoreSpec, additional time.Duration) map[string]string {
-	if spec.Kind == topology.KeyValueStoreKind {
+	if spec.Kind == topology.KeyValueStoreKind || spec.Retention == topology.RetainForever {
 		return map[string]string{"cleanup.policy": "compact"}
 	}
 	return map[string]string{"cleanup.policy": "compact,delete",

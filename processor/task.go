@@ -46,6 +46,7 @@ type task struct {
 	streamTime time.Time
 	puncts     []*punctuation
 	current    *topology.RecordMetadata // input record being processed; nil in a punctuator
+	currentMsg *kafka.Message           // its original bytes, for the dead-letter topic
 
 	// processed is the next offset per input partition processed in the
 	// open transaction (last processed + 1): what the commit sends. A record
@@ -334,9 +335,9 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 
 // runRecord deserializes and forwards one record, turning panics into errors.
 func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetadata) (err error) {
-	t.current = &md
+	t.current, t.currentMsg = &md, m
 	defer func() {
-		t.current = nil
+		t.current, t.currentMsg = nil, nil
 		if r := recover(); r != nil {
 			err = &ProcessingError{Class: "panic", Topic: md.Topic, Partition: md.Partition, Offset: md.Offset,
 				Err: fmt.Errorf("%v\n%s", r, debug.Stack())}
@@ -657,10 +658,20 @@ func (c *nodeContext) SessionStore(name string) topology.SessionStore {
 }
 
 // RecordDropped implements topology.DropRecorder: a node dropped the current
-// record on purpose.
+// record on purpose (a late record in a windowed aggregation, a duplicate).
+// It is counted by reason and logged at debug; a late record goes to the
+// dead-letter topic too under late.records=dlq. The record's effects on other
+// nodes stand.
 func (c *nodeContext) RecordDropped(reason string, why error) {
-	c.t.metrics.dropped.WithLabelValues(reason).Inc()
-	c.t.log.Debug("record dropped", "reason", reason, "node", c.n.node.Name, "why", why)
+	t := c.t
+	if reason == "late" && t.current != nil && t.currentMsg != nil {
+		md := t.current
+		t.onLate(t.currentMsg, &ProcessingError{Class: "late", Topic: md.Topic, Partition: md.Partition, Offset: md.Offset,
+			Node: c.n.node.Name, Err: why})
+		return
+	}
+	t.metrics.dropped.WithLabelValues(reason).Inc()
+	t.log.Debug("record dropped", "reason", reason, "node", c.n.node.Name, "why", why)
 }
 
 func (c *nodeContext) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) topology.Cancellable {

@@ -53,7 +53,7 @@ func (s *windowStore) Name() string { return s.spec.Name }
 // observedStreamTime - retentionPeriod + 1.
 func (s *windowStore) expiredBefore() int64 {
 	st := s.streamTime()
-	if st.IsZero() {
+	if st.IsZero() || s.spec.Retention == topology.RetainForever {
 		return -1 << 63
 	}
 	return st.UnixMilli() - s.spec.Retention.Milliseconds() + 1
@@ -289,7 +289,7 @@ func (s *sessionStore) Name() string { return s.spec.Name }
 
 func (s *sessionStore) expiredBefore() int64 {
 	st := s.streamTime()
-	if st.IsZero() {
+	if st.IsZero() || s.spec.Retention == topology.RetainForever {
 		return -1 << 63
 	}
 	return st.UnixMilli() - s.spec.Retention.Milliseconds() + 1

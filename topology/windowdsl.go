@@ -173,6 +173,10 @@ func windowStoreSpecs(w Windows, m Materialized) (store, buffer StoreSpec) {
 	}
 	buffer = store
 	buffer.Kind = WindowStoreKind
+	// A pending result must stay until its window is emitted, however far
+	// stream time jumps in one record; emitted entries are deleted, so the
+	// buffer stays small without expiry.
+	buffer.Retention = RetainForever
 	buffer.Name = m.Name + "-emit-final"
 	buffer.KeySerde, buffer.ValueSerde = keySerde, serde.Timestamped{Inner: m.Value}
 	return store, buffer
@@ -238,6 +242,17 @@ func (p *windowAggregateProcessor) Process(r Record) error {
 		closed = w.closedThrough(st)
 	default:
 		return fmt.Errorf("windowed aggregation: unknown windows %T", p.w)
+	}
+	if IsLate(err) {
+		// Kafka Streams skips a late record in this node only (logged and
+		// counted); an error would drop its effects on every other branch of
+		// the sub-topology too. A context that cannot record drops gets the
+		// error instead.
+		if d, ok := p.ctx.(DropRecorder); ok {
+			d.RecordDropped("late", err)
+			return nil
+		}
+		return err
 	}
 	if err != nil {
 		return err

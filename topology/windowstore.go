@@ -1,6 +1,9 @@
 package topology
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // WindowStore is a task's view of a window store partition (Kafka Streams'
 // WindowStore): entries keyed by a record key and a window start. Like
@@ -41,6 +44,13 @@ type SessionStore interface {
 	// Remove deletes key's session w.
 	Remove(key any, w Window) error
 }
+
+// RetainForever as a window or session store's Retention keeps its entries
+// until they are deleted: none expires by stream time, and its changelog is
+// compacted only.
+// (The largest duration that is a whole, even number of milliseconds, as
+// store options require.)
+const RetainForever = time.Duration(math.MaxInt64 / int64(2*time.Millisecond) * int64(2*time.Millisecond))
 
 // StoreKind says which kind of state store a StoreSpec declares.
 type StoreKind int
