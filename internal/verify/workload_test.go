@@ -159,6 +159,10 @@ type memCtx struct {
 	node *topology.Node
 }
 
+// RecordDropped implements topology.DropRecorder, as the runner's context
+// does: a late record is dropped by the windowed node alone.
+func (c *memCtx) RecordDropped(string, error) {}
+
 func (c *memCtx) TaskID() string        { return fmt.Sprintf("0_%d", c.m.partition) }
 func (c *memCtx) Partition() int32      { return c.m.partition }
 func (c *memCtx) ApplicationID() string { return testGroup }
