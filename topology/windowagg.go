@@ -96,14 +96,19 @@ func bufferUpdates(buf WindowStore, ups []WindowResult) error {
 }
 
 // emitClosed removes and returns the pending results of every window ending
-// at or before closedThrough (epoch milliseconds), by ascending end, then
-// key order. Nothing has closed while closedThrough is negative.
-func emitClosed(buf WindowStore, closedThrough int64) ([]WindowResult, error) {
-	if closedThrough < 0 {
+// in [from, closedThrough] (epoch milliseconds), by ascending end, then key
+// order. Nothing has closed while closedThrough is negative.
+//
+// The caller passes the lowest end that may still be pending: the buffer
+// holds no entry ending before it (every one was emitted and deleted), so
+// the scan does not walk the deleted entries of every window ever closed,
+// which would make each record cost as much as the history.
+func emitClosed(buf WindowStore, from, closedThrough int64) ([]WindowResult, error) {
+	if closedThrough < 0 || closedThrough < from {
 		return nil, nil
 	}
 	var out []WindowResult
-	err := buf.FetchAll(fromMillis(0), fromMillis(closedThrough), func(key any, _ time.Time, v any) error {
+	err := buf.FetchAll(fromMillis(max(from, 0)), fromMillis(closedThrough), func(key any, _ time.Time, v any) error {
 		wk, ok := key.(Windowed)
 		if !ok {
 			return fmt.Errorf("emit-final buffer %q holds key %T, want topology.Windowed", buf.Name(), key)

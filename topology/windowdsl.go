@@ -143,7 +143,7 @@ func (ws *WindowedStream) aggregate(prefix string, m Materialized, valueDefault 
 	}
 	w, emit := ws.w, ws.emit
 	next := ws.gs.source(m.Name).add("WINDOW-"+prefix, func() Processor {
-		return &windowAggregateProcessor{w: w, a: a, store: spec.Name, buffer: bufSpec.Name, emit: emit}
+		return &windowAggregateProcessor{w: w, a: a, store: spec.Name, buffer: bufSpec.Name, emit: emit, emitted: -1}
 	}, false, []Option{WithStores(stores...)})
 	return &Table{s: next, store: m.Name}
 }
@@ -198,6 +198,10 @@ type windowAggregateProcessor struct {
 	ss       SessionStore // session windows
 	buf      WindowStore  // with EmitOnWindowClose
 	observed int64        // largest timestamp seen; see windowagg.go on stream time
+	// emitted: every buffered window ending at or before it has been
+	// emitted (and deleted). In memory only: a new instance (a restart, an
+	// abort's rebuild) starts at -1 and scans the buffer once from 0.
+	emitted int64
 }
 
 func (p *windowAggregateProcessor) Init(ctx ProcessorContext) error {
@@ -261,9 +265,14 @@ func (p *windowAggregateProcessor) Process(r Record) error {
 		if err := bufferUpdates(p.buf, ups); err != nil {
 			return err
 		}
-		if ups, err = emitClosed(p.buf, closed); err != nil {
+		from := p.emitted + 1
+		for _, u := range ups {
+			from = min(from, toMillis(u.Key.Window.End))
+		}
+		if ups, err = emitClosed(p.buf, from, closed); err != nil {
 			return err
 		}
+		p.emitted = max(p.emitted, closed)
 	}
 	for _, u := range ups {
 		out := Record{Key: u.Key, Value: u.Value, Headers: r.Headers, Timestamp: u.Timestamp}
