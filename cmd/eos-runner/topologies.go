@@ -37,6 +37,8 @@ func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 		"bench-stateful":  func(o topoOptions) (*topology.Topology, error) { return bench.StatefulTopology(o.Input) },
 		// A count per key per tumbling 1-minute window, emitted on update: <input>-windowed.
 		"bench-windowed": func(o topoOptions) (*topology.Topology, error) { return bench.WindowedTopology(o.Input) },
+		// Dedup by record key with a 1-hour TTL, the kept records unchanged: <input>-dedup.
+		"bench-dedup": func(o topoOptions) (*topology.Topology, error) { return bench.DedupTopology(o.Input) },
 	}
 }
 

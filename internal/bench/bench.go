@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eos-runner/eos-runner/internal/progress"
+	"github.com/eos-runner/eos-runner/topology"
 )
 
 // Phase names, for Config.Phases.
@@ -48,7 +49,7 @@ type Config struct {
 	// Phases to run; default all: throughput, latency, restore.
 	Phases []string
 	// Runs, if set, limits the throughput phase to the runs named here, by
-	// name (raw-copy, stateless, stateful, windowed) or by name-guarantee
+	// name (raw-copy, stateless, stateful, windowed, dedup) or by name-guarantee
 	// (stateful-exactly_once_v2). Ratios need raw-copy.
 	Runs []string
 	// RawCopyKafka are librdkafka properties (key=value) for the raw-copy
@@ -302,15 +303,20 @@ func (b *bench) throughput(ctx context.Context, input string, res *Results) erro
 	type spec struct {
 		name, guarantee, topo string
 		output                string
+		build                 func(input string) (*topology.Topology, error) // nil for raw copy
 	}
 	specs := []spec{{name: RunRawCopy, guarantee: GuaranteeNone, output: input + "-copy"}}
-	for _, t := range []struct{ name, topo, output string }{
-		{RunStateless, "bench-stateless", StatelessOutput(input)},
-		{RunStateful, "bench-stateful", StatefulOutput(input)},
-		{RunWindowed, "bench-windowed", WindowedOutput(input)},
+	for _, t := range []struct {
+		name, topo, output string
+		build              func(string) (*topology.Topology, error)
+	}{
+		{RunStateless, "bench-stateless", StatelessOutput(input), StatelessTopology},
+		{RunStateful, "bench-stateful", StatefulOutput(input), StatefulTopology},
+		{RunWindowed, "bench-windowed", WindowedOutput(input), WindowedTopology},
+		{RunDedup, "bench-dedup", DedupOutput(input), DedupTopology},
 	} {
 		for _, g := range []string{"at_least_once", "exactly_once_v2"} {
-			specs = append(specs, spec{name: t.name, guarantee: g, topo: t.topo, output: t.output})
+			specs = append(specs, spec{name: t.name, guarantee: g, topo: t.topo, output: t.output, build: t.build})
 		}
 	}
 	for _, s := range specs {
@@ -338,7 +344,15 @@ func (b *bench) throughput(ctx context.Context, input string, res *Results) erro
 		}
 		r.Name, r.Guarantee = s.name, s.guarantee
 		res.Runs = append(res.Runs, r)
-		if err := b.k.deleteTopics(ctx, s.output, ChangelogTopic(app), WindowedChangelogTopic(app), app+"-dlq"); err != nil {
+		cleanup := []string{s.output, app + "-dlq"}
+		if s.build != nil {
+			topo, err := s.build(input)
+			if err != nil {
+				return err
+			}
+			cleanup = append(cleanup, changelogTopics(topo, app)...)
+		}
+		if err := b.k.deleteTopics(ctx, cleanup...); err != nil {
 			b.log.Warn("bench: cleanup", "err", err)
 		}
 	}

@@ -18,8 +18,9 @@
 //     stateless topology (filter + mapValues), the stateful one (count per
 //     key, with its changelog) and the windowed one (count per key per
 //     tumbling 1-minute window of event time, emitted on every update, with
-//     its window store's changelog), each under at_least_once and
-//     exactly_once_v2. Each run is a fresh consumer group reading the input
+//     its window store's changelog) and the dedup one (deduplicated by record
+//     key with a 1-hour TTL, the kept records emitted; its keys in a window
+//     store with a changelog), each under at_least_once and exactly_once_v2. Each run is a fresh consumer group reading the input
 //     from the start. A run is done when the group's committed offsets reach
 //     the input's end offsets (polled with kadm every PollInterval); then the
 //     runner gets SIGTERM. Throughput and CPU are taken over the window from

@@ -21,6 +21,7 @@ const (
 	RunStateless = "stateless"
 	RunStateful  = "stateful"
 	RunWindowed  = "windowed"
+	RunDedup     = "dedup"
 
 	GuaranteeNone = "none"
 )

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eos-runner/eos-runner/serde"
@@ -27,6 +28,13 @@ func WindowedOutput(input string) string { return input + "-windowed" }
 // WindowedChangelogTopic is the changelog of the windowed topology's store
 // under application id app.
 func WindowedChangelogTopic(app string) string { return app + "-" + StoreWindowed + "-changelog" }
+
+// DedupTTL is the dedup topology's TTL: a key seen within it, before or
+// after in event time, is a duplicate.
+const DedupTTL = time.Hour
+
+// DedupOutput is the topic the dedup topology writes for input.
+func DedupOutput(input string) string { return input + "-dedup" }
 
 // StatelessOutput is the topic the stateless topology writes for input.
 func StatelessOutput(input string) string { return input + "-stateless" }
@@ -114,4 +122,37 @@ func WindowedTopology(input string) (*topology.Topology, error) {
 		return nil, fmt.Errorf("bench: windowed topology for %q: %w", input, err)
 	}
 	return t, nil
+}
+
+// DedupTopology is the "bench-dedup" built-in: string keys and byte values
+// from input, deduplicated by record key with DedupTTL (Stream.Dedup with
+// ByRecordKey: the keys seen live in a window store expiring by stream time,
+// with a compact,delete changelog), the kept records (the first of each key
+// within the TTL) written unchanged to DedupOutput(input). The bench's input
+// spans seconds, so it keeps one record per distinct key and drops the rest
+// as duplicates: a read of the store per record, a write per kept one.
+func DedupTopology(input string) (*topology.Topology, error) {
+	if input == "" {
+		return nil, errors.New("bench: dedup topology: empty input topic")
+	}
+	b := topology.NewBuilder()
+	b.Stream([]string{input}, topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}}).
+		Dedup(topology.ByRecordKey(), DedupTTL, topology.Named("dedup")).
+		To(DedupOutput(input), topology.Produced{Key: serde.String{}, Value: serde.Bytes{}})
+	t, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("bench: dedup topology for %q: %w", input, err)
+	}
+	return t, nil
+}
+
+// changelogTopics are the changelog topics of topo's stores under
+// application id app, for cleanup after a run.
+func changelogTopics(topo *topology.Topology, app string) []string {
+	var topics []string
+	for name := range topo.Stores {
+		topics = append(topics, app+"-"+name+"-changelog")
+	}
+	slices.Sort(topics)
+	return topics
 }

@@ -1,8 +1,15 @@
 package bench
 
 import (
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/eos-runner/eos-runner/processor"
+	"github.com/eos-runner/eos-runner/serde"
 )
 
 func TestTopologies(t *testing.T) {
@@ -15,6 +22,10 @@ func TestTopologies(t *testing.T) {
 			[]string{"in", StatelessOutput("in"), "FILTER", "MAPVALUES"}},
 		{"stateful", func(in string) (describer, error) { return StatefulTopology(in) },
 			[]string{"in", StatefulOutput("in"), StoreCounts, "COUNT"}},
+		{"windowed", func(in string) (describer, error) { return WindowedTopology(in) },
+			[]string{"in", WindowedOutput("in"), StoreWindowed}},
+		{"dedup", func(in string) (describer, error) { return DedupTopology(in) },
+			[]string{"in", DedupOutput("in"), "Processor: dedup", "DEDUP-STATE-STORE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,6 +46,13 @@ func TestTopologies(t *testing.T) {
 	}
 	if got := ChangelogTopic("app"); got != "app-counts-changelog" {
 		t.Errorf("ChangelogTopic = %q", got)
+	}
+	w, err := WindowedTopology("in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changelogTopics(w, "app"); !slices.Equal(got, []string{WindowedChangelogTopic("app")}) {
+		t.Errorf("changelogTopics(windowed) = %q", got)
 	}
 }
 
@@ -93,5 +111,44 @@ func TestConfigDefaults(t *testing.T) {
 	_, err = Config{Binary: "x", Records: -1, Phases: []string{"throughput", "warp"}}.withDefaults()
 	if err == nil || !strings.Contains(err.Error(), "records") || !strings.Contains(err.Error(), `"warp"`) {
 		t.Errorf("err = %v, want both problems named", err)
+	}
+}
+
+// TestDedupTopologyKeepsFirstPerKey runs the dedup topology on the test
+// driver: within the TTL each key's first record is kept, the rest dropped
+// and counted; past the TTL a key is new again.
+func TestDedupTopologyKeepsFirstPerKey(t *testing.T) {
+	topo, err := DedupTopology("in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := processor.NewTestDriver(topo, processor.TestDriverConfig{Partitions: map[string]int{"in": 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	for i, k := range []string{"a", "b", "a", "c", "b", "a"} {
+		if err := d.PipeInput("in", k, []byte(fmt.Sprint(i)), t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.PipeInput("in", "a", []byte("late"), t0.Add(DedupTTL+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.ReadRecords(DedupOutput("in"), serde.String{}, serde.Bytes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, r := range out {
+		got[r.Key.(string)] = append(got[r.Key.(string)], string(r.Value.([]byte)))
+	}
+	want := map[string][]string{"a": {"0", "late"}, "b": {"1"}, "c": {"3"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	if n := d.Dropped("duplicate"); n != 3 {
+		t.Errorf("dropped as duplicates: %d, want 3", n)
 	}
 }
