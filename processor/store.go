@@ -37,13 +37,17 @@ func newKVStore(spec topology.StoreSpec, cs *changelog.Store, topic string, part
 
 func (s *kvStore) Name() string { return s.spec.Name }
 
-func (s *kvStore) keyBytes(key any) ([]byte, error) {
-	kb, err := s.spec.KeySerde.Serialize(s.topic, key)
+func (s *kvStore) keyBytes(key any) ([]byte, error) { return storeKeyBytes(s.spec, s.topic, key) }
+
+// storeKeyBytes serializes a store key; a key that serializes to nil is an
+// error (a store entry needs a key).
+func storeKeyBytes(spec topology.StoreSpec, topic string, key any) ([]byte, error) {
+	kb, err := spec.KeySerde.Serialize(topic, key)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: key: %w", s.spec.Name, err)
+		return nil, fmt.Errorf("store %s: key: %w", spec.Name, err)
 	}
 	if kb == nil {
-		return nil, fmt.Errorf("store %s: nil key", s.spec.Name)
+		return nil, fmt.Errorf("store %s: nil key", spec.Name)
 	}
 	return kb, nil
 }

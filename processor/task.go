@@ -290,6 +290,22 @@ func (t *task) publishWallDue() {
 	t.wallDue.Store(due)
 }
 
+// appendCommits appends the task's part of DB.Commit after a transaction
+// committed: every store with pending writes or a new checkpoint (the next
+// offset after its last changelog record in changelogNext).
+func (t *task) appendCommits(commits []changelog.Commit, changelogNext map[partitionKey]int64) []changelog.Commit {
+	for _, s := range t.stores {
+		cp := int64(-1)
+		if off, ok := changelogNext[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
+			cp = off
+		}
+		if cp >= 0 || s.pendingCount() > 0 {
+			commits = append(commits, s.commitAt(cp))
+		}
+	}
+	return commits
+}
+
 // changelogStores lists the task's changelog stores for commit.
 func (t *task) changelogStores() []stateStore {
 	out := make([]stateStore, 0, len(t.stores))

@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/internal/murmur2"
 	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
 )
@@ -518,15 +519,7 @@ func (d *TestDriver) commit() error {
 	d.prod.commit()
 	var commits []changelog.Commit
 	for _, t := range d.tasks {
-		for _, s := range t.stores {
-			cp := int64(-1)
-			if off, ok := changelogNext[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
-				cp = off
-			}
-			if cp >= 0 || s.pendingCount() > 0 {
-				commits = append(commits, s.commitAt(cp))
-			}
-		}
+		commits = t.appendCommits(commits, changelogNext)
 	}
 	if len(commits) > 0 {
 		if err := d.db.Commit(commits); err != nil {
@@ -660,43 +653,5 @@ func (p *driverProducer) commit() {
 }
 
 // murmur2Partition is Java's default partition of a keyed record (and
-// librdkafka's murmur2_random, the runner's partitioner):
-// (murmur2(key) & 0x7fffffff) % n.
-func murmur2Partition(key []byte, partitions int32) int32 {
-	return (murmur2(key) & 0x7fffffff) % partitions
-}
-
-// murmur2 is Kafka's Utils.murmur2 (seed 0x9747b28c).
-func murmur2(data []byte) int32 {
-	const (
-		seed = 0x9747b28c
-		m    = 0x5bd1e995
-		r    = 24
-	)
-	n := len(data)
-	h := uint32(seed) ^ uint32(n)
-	for i := 0; i+4 <= n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	tail := data[n&^3:]
-	switch len(tail) {
-	case 3:
-		h ^= uint32(tail[2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(tail[1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(tail[0])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return int32(h)
-}
+// librdkafka's murmur2_random, the runner's partitioner).
+func murmur2Partition(key []byte, partitions int32) int32 { return murmur2.Partition(key, partitions) }

@@ -59,22 +59,6 @@ func readKVs(t *testing.T, d *TestDriver, topic string, k, v serde.Serde) []stri
 	return out
 }
 
-func TestMurmur2MatchesJava(t *testing.T) {
-	// Kafka's UtilsTest.testMurmur2 vectors.
-	for in, want := range map[string]int32{
-		"21":                         -973932308,
-		"foobar":                     -790332482,
-		"a-little-bit-long-string":   -985981536,
-		"a-little-bit-longer-string": -1486304829,
-		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-		"abc": 479470107,
-	} {
-		if got := murmur2([]byte(in)); got != want {
-			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 // TestDriverRoutesByKey: with four partitions, each key's records go to the
 // partition murmur2 gives it, are processed by that partition's task (the
 // task id and partition a processor sees), and the output goes to the

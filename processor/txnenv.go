@@ -89,15 +89,7 @@ func (k *kafkaTxn) awaitDeliveries(ctx context.Context) (map[partitionKey]int64,
 func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[partitionKey]position) error {
 	var commits []changelog.Commit
 	for _, t := range k.r.tm.tasks {
-		for _, s := range t.stores {
-			cp := int64(-1)
-			if off, ok := changelogNext[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
-				cp = off
-			}
-			if cp >= 0 || s.pendingCount() > 0 {
-				commits = append(commits, s.commitAt(cp))
-			}
-		}
+		commits = t.appendCommits(commits, changelogNext)
 	}
 	if len(commits) > 0 {
 		if err := k.r.db.Commit(commits); err != nil {

@@ -25,15 +25,46 @@ import (
 // changelog record, and counted. Segments expire as stream time advances, at
 // each flush. Owned by its task's worker.
 type windowStore struct {
+	windowed
+	ws      *changelog.WindowStore
+	overlay map[windowSlot]overlayEntry
+}
+
+// windowed is what window and session store views share: the spec, the
+// changelog partition, and the task's stream time that expires entries.
+type windowed struct {
 	spec       topology.StoreSpec
-	ws         *changelog.WindowStore
-	topic      string
+	topic      string // changelog topic
 	partition  int32
 	coll       *collector
 	streamTime func() time.Time // the task's
 	dropped    func(reason string)
+}
 
-	overlay map[windowSlot]overlayEntry
+func (s *windowed) Name() string                  { return s.spec.Name }
+func (s *windowed) storeSpec() topology.StoreSpec { return s.spec }
+func (s *windowed) changelogTopic() string        { return s.topic }
+func (s *windowed) changelogPartition() int32     { return s.partition }
+
+// expiredBefore is the first window start (session end) still visible:
+// Kafka Streams' observedStreamTime - retentionPeriod + 1.
+func (s *windowed) expiredBefore() int64 {
+	st := s.streamTime()
+	if st.IsZero() || s.spec.Retention == topology.RetainForever {
+		return -1 << 63
+	}
+	return st.UnixMilli() - s.spec.Retention.Milliseconds() + 1
+}
+
+func (s *windowed) keyBytes(key any) ([]byte, error) { return storeKeyBytes(s.spec, s.topic, key) }
+
+// changelog queues one changelog record of this store partition.
+func (s *windowed) changelog(key, value []byte) {
+	s.coll.send(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
+		Key:            key,
+		Value:          value,
+	})
 }
 
 type windowSlot struct {
@@ -43,31 +74,8 @@ type windowSlot struct {
 
 func newWindowStore(spec topology.StoreSpec, ws *changelog.WindowStore, topic string, partition int32, coll *collector,
 	streamTime func() time.Time, dropped func(string)) *windowStore {
-	return &windowStore{spec: spec, ws: ws, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
-		dropped: dropped, overlay: map[windowSlot]overlayEntry{}}
-}
-
-func (s *windowStore) Name() string { return s.spec.Name }
-
-// expiredBefore is the first window start still visible: Kafka Streams'
-// observedStreamTime - retentionPeriod + 1.
-func (s *windowStore) expiredBefore() int64 {
-	st := s.streamTime()
-	if st.IsZero() || s.spec.Retention == topology.RetainForever {
-		return -1 << 63
-	}
-	return st.UnixMilli() - s.spec.Retention.Milliseconds() + 1
-}
-
-func (s *windowStore) keyBytes(key any) ([]byte, error) {
-	kb, err := s.spec.KeySerde.Serialize(s.topic, key)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: key: %w", s.spec.Name, err)
-	}
-	if kb == nil {
-		return nil, fmt.Errorf("store %s: nil key", s.spec.Name)
-	}
-	return kb, nil
+	return &windowStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
+		dropped: dropped}, ws: ws, overlay: map[windowSlot]overlayEntry{}}
 }
 
 func (s *windowStore) value(vb []byte) (any, error) {
@@ -231,11 +239,7 @@ func (s *windowStore) flush() error {
 			}
 			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
 		}
-		s.coll.send(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
-			Key:            changelog.EncodeWindowKey(kb, slot.start),
-			Value:          v,
-		})
+		s.changelog(changelog.EncodeWindowKey(kb, slot.start), v)
 	}
 	clear(s.overlay)
 	if st := s.streamTime(); !st.IsZero() {
@@ -247,9 +251,6 @@ func (s *windowStore) flush() error {
 }
 
 func (s *windowStore) discard()                                   { clear(s.overlay) }
-func (s *windowStore) storeSpec() topology.StoreSpec              { return s.spec }
-func (s *windowStore) changelogTopic() string                     { return s.topic }
-func (s *windowStore) changelogPartition() int32                  { return s.partition }
 func (s *windowStore) pendingCount() int                          { return s.ws.PendingCount() }
 func (s *windowStore) commitAt(checkpoint int64) changelog.Commit { return s.ws.CommitAt(checkpoint) }
 func (s *windowStore) abort()                                     { s.discard(); s.ws.Abort() }
@@ -263,14 +264,8 @@ func (s *windowStore) restore(ctx context.Context, src changelog.Source, opts ch
 // session key layout (changelog.EncodeSessionKey). Sessions whose end stream
 // time has expired are invisible to reads. Owned by its task's worker.
 type sessionStore struct {
-	spec       topology.StoreSpec
-	ss         *changelog.SessionStore
-	topic      string
-	partition  int32
-	coll       *collector
-	streamTime func() time.Time
-	dropped    func(reason string)
-
+	windowed
+	ss      *changelog.SessionStore
 	overlay map[sessionSlot]overlayEntry
 }
 
@@ -281,29 +276,8 @@ type sessionSlot struct {
 
 func newSessionStore(spec topology.StoreSpec, ss *changelog.SessionStore, topic string, partition int32, coll *collector,
 	streamTime func() time.Time, dropped func(string)) *sessionStore {
-	return &sessionStore{spec: spec, ss: ss, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
-		dropped: dropped, overlay: map[sessionSlot]overlayEntry{}}
-}
-
-func (s *sessionStore) Name() string { return s.spec.Name }
-
-func (s *sessionStore) expiredBefore() int64 {
-	st := s.streamTime()
-	if st.IsZero() || s.spec.Retention == topology.RetainForever {
-		return -1 << 63
-	}
-	return st.UnixMilli() - s.spec.Retention.Milliseconds() + 1
-}
-
-func (s *sessionStore) keyBytes(key any) ([]byte, error) {
-	kb, err := s.spec.KeySerde.Serialize(s.topic, key)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: key: %w", s.spec.Name, err)
-	}
-	if kb == nil {
-		return nil, fmt.Errorf("store %s: nil key", s.spec.Name)
-	}
-	return kb, nil
+	return &sessionStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
+		dropped: dropped}, ss: ss, overlay: map[sessionSlot]overlayEntry{}}
 }
 
 // FindSessions implements topology.SessionStore.
@@ -400,11 +374,7 @@ func (s *sessionStore) flush() error {
 			}
 			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
 		}
-		s.coll.send(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
-			Key:            changelog.EncodeSessionKey(kb, slot.start, slot.end),
-			Value:          v,
-		})
+		s.changelog(changelog.EncodeSessionKey(kb, slot.start, slot.end), v)
 	}
 	clear(s.overlay)
 	if st := s.streamTime(); !st.IsZero() {
@@ -416,9 +386,6 @@ func (s *sessionStore) flush() error {
 }
 
 func (s *sessionStore) discard()                                   { clear(s.overlay) }
-func (s *sessionStore) storeSpec() topology.StoreSpec              { return s.spec }
-func (s *sessionStore) changelogTopic() string                     { return s.topic }
-func (s *sessionStore) changelogPartition() int32                  { return s.partition }
 func (s *sessionStore) pendingCount() int                          { return s.ss.PendingCount() }
 func (s *sessionStore) commitAt(checkpoint int64) changelog.Commit { return s.ss.CommitAt(checkpoint) }
 func (s *sessionStore) abort()                                     { s.discard(); s.ss.Abort() }

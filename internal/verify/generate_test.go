@@ -12,22 +12,6 @@ import (
 	"time"
 )
 
-func TestMurmur2(t *testing.T) {
-	// Kafka's UtilsTest.testMurmur2 vectors.
-	for in, want := range map[string]int32{
-		"21":                         -973932308,
-		"foobar":                     -790332482,
-		"a-little-bit-long-string":   -985981536,
-		"a-little-bit-longer-string": -1486304829,
-		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-		"abc": 479470107,
-	} {
-		if got := murmur2([]byte(in)); got != want {
-			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 func TestCRC32Partition(t *testing.T) {
 	// librdkafka's consistent_random over 7 partitions, as v2.11.1 (the one
 	// confluent-kafka-go v2.11.1 bundles) placed these keys. k0, k1, k42,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strings"
+
+	"github.com/eos-runner/eos-runner/internal/murmur2"
 )
 
 // Partitioners Generate can write the input with. Check accepts input written
@@ -51,7 +53,7 @@ func checkPartitioner(name string) error {
 // murmur2Partition is Java's default partition of a keyed record (and
 // librdkafka's murmur2 and murmur2_random): (murmur2(key) & 0x7fffffff) % n.
 func murmur2Partition(key []byte, partitions int32) int32 {
-	return (murmur2(key) & 0x7fffffff) % partitions
+	return murmur2.Partition(key, partitions)
 }
 
 // crc32Partition is librdkafka's consistent and consistent_random partition of
@@ -61,39 +63,3 @@ func crc32Partition(key []byte, partitions int32) int32 {
 	return int32(crc32.ChecksumIEEE(key) % uint32(partitions))
 }
 
-// murmur2 is Kafka's Utils.murmur2, written out from the Java source rather
-// than taken from a client, so that what Check expects of the runner's output
-// partitioning is Java's, not a client library's.
-func murmur2(data []byte) int32 {
-	const (
-		seed = 0x9747b28c
-		m    = 0x5bd1e995
-		r    = 24
-	)
-	n := len(data)
-	h := uint32(seed) ^ uint32(n)
-	for i := 0; i+4 <= n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	tail := data[n&^3:]
-	switch len(tail) {
-	case 3:
-		h ^= uint32(tail[2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(tail[1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(tail[0])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return int32(h)
-}
