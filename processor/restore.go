@@ -173,6 +173,11 @@ type restoreMux struct {
 	// pollMu is held by the dispatcher from each Poll until the event it
 	// returned is routed (invariant 3).
 	pollMu sync.Mutex
+	// assignMu serializes changes of the consumer's assignment: concurrent
+	// restores assign and unassign their partitions, and confluent-kafka-go's
+	// IncrementalAssign/IncrementalUnassign write the consumer's fields
+	// unguarded (the race detector caught it under crash churn).
+	assignMu sync.Mutex
 
 	// mu guards routes and claims; it is never held across a channel send
 	// or a client call.
@@ -365,7 +370,10 @@ func (s *changelogSource) Seek(ctx context.Context, offset int64) error {
 	s.m.routes[s.key] = rt
 	s.m.mu.Unlock()
 	s.rt = rt
-	if err := s.m.c.IncrementalAssign(s.tp(offset)); err != nil {
+	s.m.assignMu.Lock()
+	err := s.m.c.IncrementalAssign(s.tp(offset))
+	s.m.assignMu.Unlock()
+	if err != nil {
 		s.unroute()
 		return fmt.Errorf("changelog %s[%d]: assign at %d: %w", s.key.Topic, s.key.Partition, offset, err)
 	}
@@ -437,7 +445,10 @@ func (s *changelogSource) unroute() {
 	close(s.rt.done)
 	s.m.mu.Unlock()
 	s.rt = nil
-	if err := s.m.c.IncrementalUnassign(s.tp(int64(kafka.OffsetInvalid))); err != nil {
+	s.m.assignMu.Lock()
+	err := s.m.c.IncrementalUnassign(s.tp(int64(kafka.OffsetInvalid)))
+	s.m.assignMu.Unlock()
+	if err != nil {
 		s.m.log.Warn("restore consumer: unassign failed", "topic", s.key.Topic, "partition", s.key.Partition, "err", err)
 	}
 	// A barrier, not a critical section: once the dispatcher lets go of
