@@ -216,8 +216,22 @@ func (r *runnerProc) kill() {
 	<-r.done
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit. A runner that has not
+// logged yet may not have installed its signal handler (the CLI installs it
+// before it sets up logging), so stop first waits for its first log line or
+// its exit: a SIGTERM that lands earlier kills the process outright and
+// reads as a failed shutdown.
 func (r *runnerProc) stop() error {
+	waitFor(r.t, time.Minute, "the runner's first log line", func() bool {
+		select {
+		case <-r.done:
+			return true
+		default:
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.logs) > 0 || len(r.plain) > 0
+	})
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-r.done:
