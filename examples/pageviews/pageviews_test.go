@@ -12,6 +12,7 @@ import (
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
 )
 
 // testRegistry serves an in-memory embedded registry.
@@ -29,8 +30,10 @@ func TestSchemasEvolveBackward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := schema.Parse(CountSchema); err != nil {
-		t.Fatal(err)
+	for _, text := range []string{CountSchema, MinuteSchema} {
+		if _, err := schema.Parse(text); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if p := schema.CheckLevel(schema.Backward, []*schema.Schema{v1}, v2); len(p) != 0 {
 		t.Fatalf("v2 after v1 at BACKWARD: %v", p)
@@ -90,6 +93,22 @@ func TestPageCount(t *testing.T) {
 	}
 }
 
+func TestPageMinute(t *testing.T) {
+	w := topology.Windowed{Key: "/home", Window: topology.Window{Start: time.UnixMilli(60_000), End: time.UnixMilli(120_000)}}
+	k, v, err := pageMinute(w, int64(3))
+	want := map[string]any{"page": "/home", "window_start": time.UnixMilli(60_000).UTC(), "window_end": time.UnixMilli(120_000).UTC(), "views": int64(3)}
+	if err != nil || k != w || !reflect.DeepEqual(v, want) {
+		t.Fatalf("pageMinute = %v %v %v", k, v, err)
+	}
+	for _, tc := range []struct {
+		key, value any
+	}{{"/home", int64(3)}, {topology.Windowed{Key: 1, Window: w.Window}, int64(3)}, {w, "3"}} {
+		if _, _, err := pageMinute(tc.key, tc.value); err == nil {
+			t.Errorf("pageMinute(%v, %v) accepted", tc.key, tc.value)
+		}
+	}
+}
+
 // TestTopologyWithoutRegistry: building and describing needs no registry.
 func TestTopologyWithoutRegistry(t *testing.T) {
 	topo, err := Topology(nil, false)
@@ -102,7 +121,10 @@ func TestTopologyWithoutRegistry(t *testing.T) {
 		"Sink: views-per-page-repartition-sink (topic: <application.id>-views-per-page-repartition)",
 		"Sink: per-page-sink (topic: pageviews-per-page)",
 		"Sink: per-user-sink (topic: pageviews-per-user)",
+		"Sink: views-per-page-per-minute-repartition-sink (topic: <application.id>-views-per-page-per-minute-repartition)",
+		"Sink: per-minute-sink (topic: pageviews-per-page-per-minute)",
 		"Store: views-per-page", "Store: views-per-user",
+		"Store: views-per-page-per-minute", "Store: views-per-page-per-minute-emit-final",
 	} {
 		if !strings.Contains(d, s) {
 			t.Errorf("Describe lacks %q:\n%s", s, d)
@@ -115,6 +137,13 @@ func TestTopologyWithoutRegistry(t *testing.T) {
 	}
 	if a.AutoRegistering() {
 		t.Error("auto-registration on although Topology was asked for false")
+	}
+	minute := topo.Node("per-minute-sink")
+	if a, ok := minute.ValueSerde.(*serde.Avro); !ok || a.AutoRegistering() {
+		t.Errorf("per-minute sink value serde %T (want *serde.Avro, not auto-registering)", minute.ValueSerde)
+	}
+	if _, ok := minute.KeySerde.(serde.TimeWindowed); !ok {
+		t.Errorf("per-minute sink key serde %T, want serde.TimeWindowed", minute.KeySerde)
 	}
 }
 
@@ -169,7 +198,7 @@ func TestSourceReadsBothVersions(t *testing.T) {
 	}
 }
 
-// TestPerPageSinkPrepare: the Avro sink registers only when allowed.
+// TestPerPageSinkPrepare: the Avro sinks register only when allowed.
 func TestPerPageSinkPrepare(t *testing.T) {
 	ctx := context.Background()
 	c := testRegistry(t)
@@ -178,17 +207,21 @@ func TestPerPageSinkPrepare(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := topo.Node("per-page-sink").ValueSerde.(serde.Preparer)
-		err = p.Prepare(ctx, PerPage)
-		switch {
-		case !auto && !errors.Is(err, registry.ErrNotRegistered):
-			t.Fatalf("auto-register off on an empty registry: %v, want ErrNotRegistered", err)
-		case auto && err != nil:
-			t.Fatalf("auto-register on: %v", err)
+		for sink, topic := range map[string]string{"per-page-sink": PerPage, "per-minute-sink": PerPagePerMinute} {
+			p := topo.Node(sink).ValueSerde.(serde.Preparer)
+			err = p.Prepare(ctx, topic)
+			switch {
+			case !auto && !errors.Is(err, registry.ErrNotRegistered):
+				t.Fatalf("%s: auto-register off on an empty registry: %v, want ErrNotRegistered", sink, err)
+			case auto && err != nil:
+				t.Fatalf("%s: auto-register on: %v", sink, err)
+			}
 		}
 	}
-	versions, err := c.SRClient().GetSchemaVersions(PerPage + "-value")
-	if err != nil || len(versions) != 1 {
-		t.Fatalf("versions of %s-value: %v %v, want one", PerPage, versions, err)
+	for _, topic := range []string{PerPage, PerPagePerMinute} {
+		versions, err := c.SRClient().GetSchemaVersions(topic + "-value")
+		if err != nil || len(versions) != 1 {
+			t.Fatalf("versions of %s-value: %v %v, want one", topic, versions, err)
+		}
 	}
 }
