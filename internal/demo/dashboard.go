@@ -46,8 +46,12 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	if err != nil {
 		return fmt.Errorf("demo: dashboard: %w", err)
 	}
+	minutes, err := serde.NewAvro(cfg.Registry, pageviews.MinuteSchema, serde.Value)
+	if err != nil {
+		return fmt.Errorf("demo: dashboard: %w", err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumeTopics(pageviews.PerPage, pageviews.PerUser, cfg.DLQTopic, pageviews.Input),
+		kgo.ConsumeTopics(pageviews.PerPage, pageviews.PerPagePerMinute, pageviews.PerUser, cfg.DLQTopic, pageviews.Input),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AllowAutoTopicCreation())
@@ -55,7 +59,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 		return fmt.Errorf("demo: dashboard: %w", err)
 	}
 	defer cl.Close()
-	b := newBoard(cfg.DLQTopic, counts, func(id int) string { return versionLabel(cfg.Registry, id) })
+	b := newBoard(cfg.DLQTopic, counts, minutes, func(id int) string { return versionLabel(cfg.Registry, id) })
 	start, last := time.Now(), time.Now()
 	var prevInput, frames int64
 	for ctx.Err() == nil {
@@ -108,24 +112,66 @@ func versionLabel(c *registry.Client, id int) string {
 // board is the dashboard's state; Dashboard's goroutine only.
 type board struct {
 	dlqTopic string
-	counts   serde.Serde         // decodes pageviews-per-page values
-	label    func(id int) string // names a schema id; "" means ask again later
-	labels   map[int]string      // schema id -> label, once known
-	byID     map[int]int64       // input records by the schema id they name
-	notWire  int64               // input records without the wire format's header
-	pages    map[string]int64    // latest count per page
-	users    map[string]int64    // latest count per user
-	reasons  map[string]int64    // DLQ records by "class: reason"
-	bad      map[string]int64    // outputs the dashboard could not decode, by topic
+	counts   serde.Serde                // decodes pageviews-per-page values
+	minuteV  serde.Serde                // decodes pageviews-per-page-per-minute values
+	label    func(id int) string        // names a schema id; "" means ask again later
+	labels   map[int]string             // schema id -> label, once known
+	byID     map[int]int64              // input records by the schema id they name
+	notWire  int64                      // input records without the wire format's header
+	pages    map[string]int64           // latest count per page
+	users    map[string]int64           // latest count per user
+	minutes  map[int64]map[string]int64 // minute start (Unix ms) -> page -> final views; the minuteColumns latest
+	reasons  map[string]int64           // DLQ records by "class: reason"
+	bad      map[string]int64           // outputs the dashboard could not decode, by topic
 	input    int64
 	dlq      int64
 	rate     float64 // input records per second; negative: not known yet
 	up       time.Duration
 }
 
-func newBoard(dlqTopic string, counts serde.Serde, label func(int) string) *board {
-	return &board{dlqTopic: dlqTopic, counts: counts, label: label, labels: map[int]string{}, byID: map[int]int64{},
-		pages: map[string]int64{}, users: map[string]int64{}, reasons: map[string]int64{}, bad: map[string]int64{}}
+// minuteColumns is how many closed minutes the table shows; minuteRows how
+// many pages.
+const (
+	minuteColumns = 3
+	minuteRows    = 8
+)
+
+func newBoard(dlqTopic string, counts, minutes serde.Serde, label func(int) string) *board {
+	return &board{dlqTopic: dlqTopic, counts: counts, minuteV: minutes, label: label, labels: map[int]string{}, byID: map[int]int64{},
+		pages: map[string]int64{}, users: map[string]int64{}, minutes: map[int64]map[string]int64{},
+		reasons: map[string]int64{}, bad: map[string]int64{}}
+}
+
+// observeMinute folds one final per-minute count into the board, keeping
+// the minuteColumns latest minutes.
+func (b *board) observeMinute(r *kgo.Record) {
+	v, err := b.minuteV.Deserialize(r.Topic, r.Value)
+	m, _ := v.(map[string]any)
+	page, okPage := m["page"].(string)
+	start, okStart := m["window_start"].(time.Time)
+	n, okViews := m["views"].(int64)
+	if err != nil || !okPage || !okStart || !okViews {
+		b.bad[r.Topic]++
+		return
+	}
+	ms := start.UnixMilli()
+	if b.minutes[ms] == nil {
+		b.minutes[ms] = map[string]int64{}
+	}
+	b.minutes[ms][page] = n
+	for starts := b.minuteStarts(); len(starts) > minuteColumns; starts = starts[1:] {
+		delete(b.minutes, starts[0])
+	}
+}
+
+// minuteStarts returns the minutes held, oldest first.
+func (b *board) minuteStarts() []int64 {
+	starts := make([]int64, 0, len(b.minutes))
+	for ms := range b.minutes {
+		starts = append(starts, ms)
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	return starts
 }
 
 // observe folds one committed record into the board.
@@ -147,6 +193,8 @@ func (b *board) observe(r *kgo.Record) {
 			return
 		}
 		b.pages[string(r.Key)] = n
+	case pageviews.PerPagePerMinute:
+		b.observeMinute(r)
 	case pageviews.PerUser:
 		n, err := strconv.ParseInt(string(r.Value), 10, 64)
 		if err != nil {
@@ -254,8 +302,41 @@ func (b *board) render() string {
 		}
 		fmt.Fprintf(&sb, "  %s      %s\n", l, r)
 	}
+	b.renderMinutes(&sb)
 	fmt.Fprintf(&sb, "\n  %d pages, %d users.  Ctrl-C stops; `make run` again resumes where it stopped.\n", len(b.pages), len(b.users))
 	return sb.String()
+}
+
+// renderMinutes draws the latest closed minutes per page: the pages with the
+// most views over the minutes shown, one column per minute.
+func (b *board) renderMinutes(sb *strings.Builder) {
+	fmt.Fprintf(sb, "\n  VIEWS PER PAGE PER MINUTE (%s; event time, UTC; final: written once, when stream time passes the minute's end + %s grace)\n",
+		pageviews.PerPagePerMinute, pageviews.Grace)
+	starts := b.minuteStarts()
+	if len(starts) == 0 {
+		fmt.Fprintf(sb, "    (none yet: the first minute's counts come %s after it ends)\n", pageviews.Grace)
+		return
+	}
+	total := map[string]int64{}
+	fmt.Fprintf(sb, "    %-22s", "PAGE")
+	for _, ms := range starts {
+		fmt.Fprintf(sb, " %10s", time.UnixMilli(ms).UTC().Format("15:04"))
+		for page, n := range b.minutes[ms] {
+			total[page] += n
+		}
+	}
+	sb.WriteString("\n")
+	for _, page := range top(total, minuteRows) {
+		fmt.Fprintf(sb, "    %-22s", page)
+		for _, ms := range starts {
+			if n, ok := b.minutes[ms][page]; ok {
+				fmt.Fprintf(sb, " %10d", n)
+			} else {
+				fmt.Fprintf(sb, " %10s", "-")
+			}
+		}
+		sb.WriteString("\n")
+	}
 }
 
 // top returns up to n keys of m, largest value first, ties by key.

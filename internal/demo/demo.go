@@ -8,8 +8,10 @@
 // The story the demo tells: the generator writes PageView v1, then switches
 // to v2 (a new optional field, registered under pageviews-value at BACKWARD)
 // while the topology keeps running; the table shows the input by schema
-// version, the counts going on across the switch, and every malformed record
-// in the dead-letter topic with its reason.
+// version, the counts going on across the switch, the final views per page
+// of the latest closed minutes (one result per page and minute, written when
+// the minute closes), and every malformed record in the dead-letter topic
+// with its reason.
 package demo
 
 import (
@@ -31,7 +33,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, pageviews.Input, pageviews.PerPage, pageviews.PerUser)
+	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, pageviews.Input, pageviews.PerPage, pageviews.PerPagePerMinute, pageviews.PerUser)
 	if err != nil {
 		return fmt.Errorf("demo: create topics: %w", err)
 	}

@@ -63,7 +63,11 @@ func TestBoard(t *testing.T) {
 		return b
 	}
 	asked := map[int]int{}
-	b := newBoard("app-dlq", counts, func(id int) string {
+	minutes, err := serde.NewAvro(c, pageviews.MinuteSchema, serde.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBoard("app-dlq", counts, minutes, func(id int) string {
 		asked[id]++
 		switch id {
 		case 1:
@@ -120,6 +124,7 @@ func TestBoard(t *testing.T) {
 		"/a                              5      u1                      3",
 		"/home                           2",
 		"could not decode 1 records of pageviews-per-page",
+		"VIEWS PER PAGE PER MINUTE", "(none yet: the first minute's counts come 10s after it ends)",
 	} {
 		if !strings.Contains(frame, s) {
 			t.Errorf("frame lacks %q:\n%s", s, frame)
@@ -128,6 +133,62 @@ func TestBoard(t *testing.T) {
 	b.render()
 	if asked[1] != 1 || asked[7] != 2 {
 		t.Errorf("labels asked %v: want known ids asked once, unanswered ones again", asked)
+	}
+}
+
+// TestBoardMinutes: the board keeps the latest minuteColumns closed
+// minutes per page, whatever order their results arrive in, and draws them
+// as columns, pages by views over the minutes shown.
+func TestBoardMinutes(t *testing.T) {
+	c := testRegistry(t)
+	w, err := serde.NewAvro(c, pageviews.MinuteSchema, serde.Value, serde.AutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	rec := func(page string, minute int, n int64) *kgo.Record {
+		start := m0.Add(time.Duration(minute) * time.Minute)
+		v, err := w.Serialize(pageviews.PerPagePerMinute, map[string]any{"page": page, "window_start": start,
+			"window_end": start.Add(pageviews.Minute), "views": n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := pageviews.MinuteKey.Serialize(pageviews.PerPagePerMinute,
+			serde.Windowed{Key: page, Window: serde.Window{Start: start, End: start.Add(pageviews.Minute)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: pageviews.PerPagePerMinute, Key: k, Value: v}
+	}
+	b := newBoard("app-dlq", nil, w, func(int) string { return "" })
+	for _, r := range []*kgo.Record{
+		rec("/home", 0, 100), rec("/a", 0, 7),
+		rec("/home", 1, 90), rec("/a", 1, 9),
+		rec("/home", 3, 80), // minute 2 is still coming from another task
+		rec("/a", 2, 11), rec("/home", 2, 95), rec("/b", 2, 1),
+		rec("/b", 3, 2), rec("/a", 3, 12),
+		rec("/c", 0, 5), // minute 0 has left the board: not shown again
+		{Topic: pageviews.PerPagePerMinute, Value: []byte("oops")},
+	} {
+		b.observe(r)
+	}
+	if len(b.minutes) != minuteColumns {
+		t.Fatalf("minutes held: %v, want %d", b.minutes, minuteColumns)
+	}
+	frame := b.render()
+	for _, s := range []string{
+		"    PAGE                        10:01      10:02      10:03\n" +
+			"    /home                          90         95         80\n" +
+			"    /a                              9         11         12\n" +
+			"    /b                              -          1          2\n",
+		"could not decode 1 records of pageviews-per-page-per-minute",
+	} {
+		if !strings.Contains(frame, s) {
+			t.Errorf("frame lacks %q:\n%s", s, frame)
+		}
+	}
+	if strings.Contains(frame, "/c ") || strings.Contains(frame, "10:00") {
+		t.Errorf("frame shows a minute that left the board:\n%s", frame)
 	}
 }
 
