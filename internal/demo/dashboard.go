@@ -310,8 +310,8 @@ func (b *board) render() string {
 // renderMinutes draws the latest closed minutes per page: the pages with the
 // most views over the minutes shown, one column per minute.
 func (b *board) renderMinutes(sb *strings.Builder) {
-	fmt.Fprintf(sb, "\n  VIEWS PER PAGE PER MINUTE (%s; event time, UTC; final: written once, when stream time passes the minute's end + %s grace)\n",
-		pageviews.PerPagePerMinute, pageviews.Grace)
+	fmt.Fprintf(sb, "\n  VIEWS PER PAGE PER MINUTE (final: each minute written once, when stream time passes its end + %s grace; UTC)\n",
+		pageviews.Grace)
 	starts := b.minuteStarts()
 	if len(starts) == 0 {
 		fmt.Fprintf(sb, "    (none yet: the first minute's counts come %s after it ends)\n", pageviews.Grace)
