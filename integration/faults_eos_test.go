@@ -395,7 +395,8 @@ func failRevokeDuringRestore(t *testing.T, b *brokerProc, st *faultStats) {
 	if err := <-genDone; err != nil {
 		t.Fatalf("generate: %v", err)
 	}
-	e.progressTo(int64(e.records), "all input committed")
+	selfExits := f.superviseTo(e, int64(e.records), "all input committed")
+	st.restarts += selfExits
 	st.rebalances = f.rebalances()
 	f.stopAll()
 	if revokedMid == 0 {
@@ -403,7 +404,7 @@ func failRevokeDuringRestore(t *testing.T, b *brokerProc, st *faultStats) {
 	}
 	check(t, b.addr, topic)
 	st.records = e.records
-	st.verdict = fmt.Sprintf("%d revoked mid-restore, %d back mid-restore", revokedMid, returnedMid)
+	st.verdict = fmt.Sprintf("%d revoked mid-restore, %d back mid-restore, %d stopped by themselves", revokedMid, returnedMid, selfExits)
 }
 
 // restoreTrack is what a runner's log says of its restores, in order: a
@@ -538,16 +539,17 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	if err := <-genDone; err != nil {
 		t.Fatalf("generate: %v", err)
 	}
-	e.progressTo(int64(records), "all input committed")
 	if r := f.live["a"]; r != nil && isDone(r) {
-		delete(f.live, "a")
+		delete(f.live, "a") // stopped after its last cut, as checked above
 	}
+	selfExits := f.superviseTo(e, int64(records), "all input committed")
+	st.restarts += selfExits
 	st.rebalances = f.rebalances()
 	f.stopAll()
 	check(t, b.addr, topic)
 	st.records, st.cuts = records, cuts
-	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, stopped %d",
-		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"])
+	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, stopped %d; %d others stopped by themselves",
+		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"], selfExits)
 }
 
 func isDone(r *runnerProc) bool {
@@ -614,6 +616,30 @@ func (f *fleet) startWith(id, brokers string, extra ...string) *runnerProc {
 	f.all = append(f.all, r)
 	f.starts++
 	return r
+}
+
+// superviseTo waits, as progressTo does, until the group has committed n
+// input records, acting as a supervisor meanwhile: a live instance that
+// stopped by itself (a fatal error is designed to stop the runner, for its
+// supervisor to start it again) is started again on its state, with the
+// fleet's brokers. It returns the number of such restarts, each logged with
+// the exit.
+func (f *fleet) superviseTo(e *faultEnv, n int64, what string) int {
+	f.t.Helper()
+	restarts := 0
+	n = min(n, int64(e.records))
+	waitFor(f.t, 5*time.Minute, what, func() bool {
+		for id, r := range f.live {
+			if isDone(r) {
+				exit := slices.DeleteFunc(r.plainLines(), func(l string) bool { return !strings.HasPrefix(l, "eos-runner:") })
+				f.t.Logf("instance %s stopped by itself (%v: %s); starting it again", id, r.err, strings.Join(exit, " "))
+				f.start(id)
+				restarts++
+			}
+		}
+		return e.committed() >= n
+	})
+	return restarts
 }
 
 // racesIn counts the race detector's reports (EOS_CHAOS) from the runners
