@@ -73,9 +73,11 @@ func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
 // Dedup drops a record whose idempotency key was seen within ttl of its event
 // time, before or after (so out-of-order duplicates are caught too): the
 // first occurrence passes, later ones within the TTL are dropped and
-// counted. The keys seen live in a window store (<name>-dedup-store, by key
-// and event time) that expires by stream time after 2 * ttl, with a
-// compact,delete changelog, so deduplication is exactly once across crashes
+// counted. The keys seen live in a window store (named <node name>-store
+// when the node is Named, so its changelog topic stays put as the topology
+// grows; generated otherwise), by key and event time, that expires by
+// stream time after 2 * ttl, with a compact,delete changelog, so
+// deduplication is exactly once across crashes
 // and rebalances: a replay neither lets a duplicate through nor drops a first
 // occurrence.
 //
@@ -92,8 +94,17 @@ func (s *Stream) Dedup(key IdempotencyKey, ttl time.Duration, opts ...Option) *S
 	if key == nil {
 		b.errorf("dedup: no idempotency key")
 	}
-	name := fmt.Sprintf("KSTREAM-DEDUP-STATE-STORE-%010d", b.seq)
-	b.seq++
+	// A named node names its store, so the changelog topic does not change
+	// when other nodes are added; otherwise a generated name.
+	var o nodeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	name := o.name + "-store"
+	if o.name == "" {
+		name = fmt.Sprintf("KSTREAM-DEDUP-STATE-STORE-%010d", b.seq)
+		b.seq++
+	}
 	b.AddStore(StoreSpec{Name: name, KeySerde: serde.String{}, ValueSerde: serde.Int64{},
 		Kind: WindowStoreKind, Retention: 2 * ttl, WindowSize: time.Millisecond})
 	return s.add("DEDUP", func() Processor { return &dedupProcessor{key: key, ttl: ttl, store: name} },

@@ -24,7 +24,7 @@ func TimestampFromField(field string) TimestampExtractor {
 	return func(rec Record) (time.Time, error) {
 		v, err := lookupField(rec.Value, field)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, fmt.Errorf("timestamp %w", err)
 		}
 		return timeOf(field, v)
 	}
@@ -41,11 +41,11 @@ func lookupField(value any, field string) (any, error) {
 		start = i + 1
 		m, ok := cur.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("timestamp field %q: value is %T, not a record", field, cur)
+			return nil, fmt.Errorf("field %q: value is %T, not a record", field, cur)
 		}
 		v, ok := m[name]
 		if !ok || v == nil {
-			return nil, fmt.Errorf("timestamp field %q: missing", field)
+			return nil, fmt.Errorf("field %q: missing", field)
 		}
 		cur = v
 	}
