@@ -62,4 +62,3 @@ func murmur2Partition(key []byte, partitions int32) int32 {
 func crc32Partition(key []byte, partitions int32) int32 {
 	return int32(crc32.ChecksumIEEE(key) % uint32(partitions))
 }
-
