@@ -41,8 +41,10 @@ var (
 	_ stateStore = (*kvStore)(nil)
 	_ stateStore = (*windowStore)(nil)
 	_ stateStore = (*sessionStore)(nil)
+	_ stateStore = (*ttlStore)(nil)
 )
 
+func (s *kvStore) collector() *collector                      { return s.coll }
 func (s *kvStore) storeSpec() topology.StoreSpec              { return s.spec }
 func (s *kvStore) changelogTopic() string                     { return s.topic }
 func (s *kvStore) changelogPartition() int32                  { return s.partition }

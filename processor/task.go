@@ -167,6 +167,9 @@ func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string,
 		}
 		return newSessionStore(spec, ss, topic, t.partition, coll, streamTime, dropped), nil
 	}
+	if spec.TTL > 0 {
+		return newTTLStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll, streamTime), nil
+	}
 	return newKVStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll), nil
 }
 
@@ -662,7 +665,7 @@ func (c *nodeContext) connected(name string, kind topology.StoreKind) stateStore
 }
 
 func (c *nodeContext) Store(name string) topology.KeyValueStore {
-	return c.connected(name, topology.KeyValueStoreKind).(*kvStore)
+	return c.connected(name, topology.KeyValueStoreKind).(topology.KeyValueStore)
 }
 
 func (c *nodeContext) WindowStore(name string) topology.WindowStore {

@@ -28,7 +28,7 @@ func (d *TestDriver) KeyValueStore(name string) (topology.KeyValueStore, error) 
 	}
 	v := &driverKVStore{d: d, spec: spec}
 	for _, p := range parts {
-		v.parts = append(v.parts, p.(*kvStore))
+		v.parts = append(v.parts, p.(kvView))
 	}
 	return v, nil
 }
@@ -109,7 +109,16 @@ func (d *TestDriver) commitWrite(s stateStore, coll *collector) error {
 type driverKVStore struct {
 	d     *TestDriver
 	spec  topology.StoreSpec
-	parts []*kvStore
+	parts []kvView
+}
+
+// kvView is a task's key-value store of either implementation (kvStore, or
+// ttlStore with a TTL).
+type kvView interface {
+	topology.KeyValueStore
+	stateStore
+	keyBytes(key any) ([]byte, error)
+	collector() *collector
 }
 
 func (s *driverKVStore) Name() string { return s.spec.Name }
@@ -124,7 +133,7 @@ func (s *driverKVStore) Get(key any) (any, error) {
 	return nil, nil
 }
 
-func (s *driverKVStore) write(key any, fn func(p *kvStore) error) error {
+func (s *driverKVStore) write(key any, fn func(p kvView) error) error {
 	i, err := s.d.route(s.spec, key, len(s.parts))
 	if err != nil {
 		return err
@@ -134,15 +143,15 @@ func (s *driverKVStore) write(key any, fn func(p *kvStore) error) error {
 		p.discard()
 		return err
 	}
-	return s.d.commitWrite(p, p.coll)
+	return s.d.commitWrite(p, p.collector())
 }
 
 func (s *driverKVStore) Put(key, value any) error {
-	return s.write(key, func(p *kvStore) error { return p.Put(key, value) })
+	return s.write(key, func(p kvView) error { return p.Put(key, value) })
 }
 
 func (s *driverKVStore) Delete(key any) error {
-	return s.write(key, func(p *kvStore) error { return p.Delete(key) })
+	return s.write(key, func(p kvView) error { return p.Delete(key) })
 }
 
 func (s *driverKVStore) Range(from, to any, fn func(key, value any) error) error {
@@ -200,7 +209,7 @@ func (s *driverWindowStore) Put(key any, start time.Time, value any) error {
 		p.discard()
 		return err
 	}
-	return s.d.commitWrite(p, p.coll)
+	return s.d.commitWrite(p, p.collector())
 }
 
 func (s *driverWindowStore) Fetch(key any, from, to time.Time, fn func(start time.Time, value any) error) error {
@@ -306,7 +315,7 @@ func (s *driverSessionStore) write(key any, fn func(p *sessionStore) error) erro
 		p.discard()
 		return err
 	}
-	return s.d.commitWrite(p, p.coll)
+	return s.d.commitWrite(p, p.collector())
 }
 
 func (s *driverSessionStore) Put(key any, w topology.Window, value any) error {

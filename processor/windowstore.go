@@ -45,6 +45,7 @@ func (s *windowed) Name() string                  { return s.spec.Name }
 func (s *windowed) storeSpec() topology.StoreSpec { return s.spec }
 func (s *windowed) changelogTopic() string        { return s.topic }
 func (s *windowed) changelogPartition() int32     { return s.partition }
+func (s *windowed) collector() *collector         { return s.coll }
 
 // expiredBefore is the first window start (session end) still visible:
 // Kafka Streams' observedStreamTime - retentionPeriod + 1.

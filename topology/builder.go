@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eos-runner/eos-runner/serde"
 )
@@ -27,6 +28,10 @@ type Grouped struct{ Key, Value serde.Serde }
 type Materialized struct {
 	Name       string
 	Key, Value serde.Serde
+	// TTL, for a key-value store (a non-windowed aggregation), expires the
+	// entries not updated within it of stream time (StoreSpec.TTL). Zero:
+	// never.
+	TTL time.Duration
 }
 
 // KeyValue is one output of FlatMap.
@@ -104,6 +109,10 @@ func (b *Builder) AddStore(spec StoreSpec) {
 		return
 	case spec.KeySerde == nil || spec.ValueSerde == nil:
 		b.errorf("store %q: missing key or value serde", spec.Name)
+	case spec.TTL < 0:
+		b.errorf("store %q: negative TTL %v", spec.Name, spec.TTL)
+	case spec.TTL > 0 && spec.Kind != KeyValueStoreKind:
+		b.errorf("store %q: TTL is for key-value stores (a %v store expires by its Retention)", spec.Name, spec.Kind)
 	}
 	if _, dup := b.stores[spec.Name]; dup {
 		b.errorf("store %q: declared twice", spec.Name)
@@ -346,7 +355,7 @@ func (gs *GroupedStream) aggregate(prefix string, m Materialized, valueDefault s
 	if m.Value == nil {
 		m.Value = valueDefault
 	}
-	b.AddStore(StoreSpec{Name: m.Name, KeySerde: m.Key, ValueSerde: m.Value})
+	b.AddStore(StoreSpec{Name: m.Name, KeySerde: m.Key, ValueSerde: m.Value, TTL: m.TTL})
 	src := gs.source(m.Name)
 	store := m.Name
 	next := src.add(prefix, func() Processor {

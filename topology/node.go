@@ -84,6 +84,12 @@ type StoreSpec struct {
 	WindowSize time.Duration
 	// Grace is the windows' grace period.
 	Grace time.Duration
+	// TTL, for a key-value store, expires an entry once stream time has
+	// passed its last update by TTL: it is deleted, with a tombstone on the
+	// changelog, under the same checkpoint protocol as every write. Reads
+	// never see an expired entry. Stream time (not the wall clock) decides,
+	// so a replay expires exactly what the first attempt did. Zero: never.
+	TTL time.Duration
 }
 
 // SubTopology is a connected part of the graph, cut at topics.
