@@ -25,7 +25,7 @@ func TestTopologies(t *testing.T) {
 		{"windowed", func(in string) (describer, error) { return WindowedTopology(in) },
 			[]string{"in", WindowedOutput("in"), StoreWindowed}},
 		{"dedup", func(in string) (describer, error) { return DedupTopology(in) },
-			[]string{"in", DedupOutput("in"), "Processor: dedup", "DEDUP-STATE-STORE"}},
+			[]string{"in", DedupOutput("in"), "Processor: dedup", "dedup-store"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
