@@ -96,12 +96,16 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 			values[i] = strconv.Itoa(rng.IntN(2001) - 1000)
 		}
 		values[poison] = "not-a-number"
-		produceInput(t, k, topic, 1, keys, values)
+		// A record every millisecond of event time: the verification
+		// topology's 5s windows close as the input goes, so final windowed
+		// results are among what must stop at the poison record too.
+		produceSequence(t, k, topic, keys, values, time.Now().Add(-records*time.Millisecond), time.Millisecond)
 		st.records += records
 		at = append(at, strconv.FormatInt(poison, 10))
 		coords := fmt.Sprintf("%s[0]@%d", topic, poison)
 		f := newFleet(t, b.addr, topic, 20*time.Millisecond)
 		wrong := 0 // violations in this trial (t.Failed() also counts a race report)
+		windows := 0
 		for start := range starts {
 			r := f.startWith("a", b.addr, "--set", "on.error=fail")
 			if trial > 0 || start > 0 {
@@ -134,13 +138,15 @@ func failPoisonDuringCommit(t *testing.T, b *brokerProc, st *faultStats) {
 				t.Errorf("trial %d, start %d: committed offset %d, want exactly %d: the %d records before the poison record were not committed",
 					trial, start, c, poison, poison-c)
 			}
-			_, v := checkPrefix(t, k, app, topic, map[int32]int64{0: poison})
-			wrong += v
+			rep := checkPrefix(t, k, app, topic, map[int32]int64{0: poison})
+			wrong += rep.violations
+			windows = rep.windows
 		}
 		if wrong > 0 {
 			t.FailNow()
 		}
-		t.Logf("trial %d: poison at offset %d: %d starts each stopped there, committed %d, outputs exact", trial, poison, starts, poison)
+		t.Logf("trial %d: poison at offset %d: %d starts each stopped there, committed %d, outputs exact (%d final windowed results, all closed before it)",
+			trial, poison, starts, poison, windows)
 	}
 	st.verdict = fmt.Sprintf("%d trials x %d starts, poison at %s", trials, starts, strings.Join(at, ","))
 }
@@ -295,8 +301,8 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 				t.Errorf("trial %d: partition %d: committed offset went back from %d to %d", trial, p, c, committed[p])
 			}
 		}
-		below, v := checkPrefix(t, k, app, topic, committed)
-		if wrong+v > 0 {
+		rep := checkPrefix(t, k, app, topic, committed)
+		if wrong+rep.violations > 0 {
 			t.Fatalf("trial %d: fatal exit left %v committed (failure after %s[%d]@%d)", trial, committed, topic, fault.partition, last)
 		}
 		how := "error"
@@ -304,7 +310,7 @@ func failPunctuator(t *testing.T, b *brokerProc, st *faultStats) {
 			how = "panic"
 		}
 		t.Logf("trial %d: punctuator %s in task 0_%d after offset %d: runner exited (%v); committed %v, %d records' effects visible, nothing more",
-			trial, how, fault.partition, last, firstLine(err), committed, below)
+			trial, how, fault.partition, last, firstLine(err), committed, rep.below)
 
 		// The fault removed, a restart processes everything once.
 		_, stop := runInProcess(t, cfg, punctuatedVerifyTopology(t, topic, nil))
@@ -1015,9 +1021,10 @@ func awaitSettled(t *testing.T, k *kafka, topics []string) {
 // effects of the input records below cut[p] in each input partition p: per
 // key, echo and the running sum, min, max and count of those records, in
 // order, and as the last changelog value the final aggregate; no loss
-// before the cut, nothing after it. It reports violations with t.Errorf and
-// returns the number of input records below the cut and of violations.
-func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64) (below, violations int) {
+// before the cut, nothing after it; and, when the topology has its windowed
+// output, exactly the final results of the windows those records closed.
+// It reports violations with t.Errorf.
+func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64) prefixReport {
 	t.Helper()
 	ctx := context.Background()
 	outputs := verify.OutputTopics(input) // echo, sum, min, max, cnt
@@ -1026,14 +1033,21 @@ func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64)
 	for _, s := range stores {
 		topics = append(topics, topology.ChangelogTopic(app, s))
 	}
+	windowed := topicExists(t, k, verify.WindowedOutputTopic(input))
+	if windowed {
+		topics = append(topics, verify.WindowedOutputTopic(input))
+	}
 	awaitSettled(t, k, topics)
 
 	// want[key][i] = echo, sum, min, max and count after the key's i-th record.
+	var below, violations, windows int
 	want := map[string][][5]int64{}
+	byPartition := map[int32][]*kgo.Record{} // the records below the cut
 	for _, rec := range k.readCommitted(t, ctx, input) {
 		if rec.Offset >= cut[rec.Partition] {
 			continue
 		}
+		byPartition[rec.Partition] = append(byPartition[rec.Partition], rec)
 		v, err := strconv.ParseInt(string(rec.Value), 10, 64)
 		if err != nil {
 			t.Fatalf("%s[%d]@%d, below the cut, is not a decimal: %q", input, rec.Partition, rec.Offset, rec.Value)
@@ -1097,10 +1111,115 @@ func checkPrefix(t *testing.T, k *kafka, app, input string, cut map[int32]int64)
 			}
 		}
 	}
+	if windowed {
+		windows = checkWindowsBelow(t, k, input, byPartition, violate)
+	}
 	if violations > 10 {
 		t.Errorf("... %d violations in all", violations)
 	}
-	return below, violations
+	return prefixReport{below: below, violations: violations, windows: windows}
+}
+
+// prefixReport is what checkPrefix found.
+type prefixReport struct {
+	below      int // input records below the cut
+	violations int
+	windows    int // final windowed results due below the cut (0 without the windowed output)
+}
+
+// checkWindowsBelow checks the verification topology's windowed output
+// against the records below the cut (byPartition): exactly one final result
+// per window that their stream time closed, with its count and sum, and
+// none for any other window. The rules are verify.Check's (internal/verify,
+// windowed.go): per input partition in offset order, stream time is the
+// largest timestamp so far; a record whose window's end + grace is not
+// after stream time is late and changes nothing; otherwise it counts, and
+// every window whose end + grace stream time has reached closes. It returns
+// the number of windows closed.
+func checkWindowsBelow(t *testing.T, k *kafka, input string, byPartition map[int32][]*kgo.Record, violate func(string, ...any)) int {
+	t.Helper()
+	size, grace := verify.WindowSize.Milliseconds(), verify.WindowGrace.Milliseconds()
+	type window struct {
+		key   string
+		start int64
+	}
+	want := map[window]string{} // closed windows: "<count>,<sum>"
+	for _, recs := range byPartition {
+		slices.SortFunc(recs, func(a, b *kgo.Record) int { return int(a.Offset - b.Offset) })
+		pending := map[window][2]int64{}
+		st := int64(-1)
+		for _, rec := range recs {
+			v, _ := strconv.ParseInt(string(rec.Value), 10, 64) // decimal: checked by the caller
+			ts := rec.Timestamp.UnixMilli()
+			st = max(st, ts)
+			w := window{string(rec.Key), ts - ts%size}
+			if w.start+size+grace <= st {
+				continue // late
+			}
+			agg := pending[w]
+			pending[w] = [2]int64{agg[0] + 1, agg[1] + v}
+			for pw, agg := range pending {
+				if pw.start+size+grace <= st {
+					want[pw] = fmt.Sprintf("%d,%d", agg[0], agg[1])
+					delete(pending, pw)
+				}
+			}
+		}
+	}
+	topic := verify.WindowedOutputTopic(input)
+	got := map[window][]string{}
+	for _, rec := range k.readCommitted(t, context.Background(), topic) {
+		if len(rec.Key) < 8 {
+			violate("%s[%d]@%d: key %q is not a time-windowed key", topic, rec.Partition, rec.Offset, rec.Key)
+			continue
+		}
+		w := window{string(rec.Key[:len(rec.Key)-8]), int64(byteorder.BigEndian.Uint64(rec.Key[len(rec.Key)-8:]))}
+		got[w] = append(got[w], string(rec.Value))
+	}
+	for w, v := range want {
+		if g := got[w]; len(g) != 1 || g[0] != v {
+			violate("%s: key %s window [%d,%d): results %q, want exactly one, %s (count,sum), closed below the cut", topic, w.key, w.start, w.start+size, g, v)
+		}
+	}
+	for w, g := range got {
+		if _, ok := want[w]; !ok {
+			violate("%s: key %s window [%d,%d): results %q, want none: the records below the cut did not close it", topic, w.key, w.start, w.start+size, g)
+		}
+	}
+	return len(want)
+}
+
+// topicExists asks a fresh client (a shared one may cache a topic as
+// missing) whether topic exists.
+func topicExists(t *testing.T, k *kafka, topic string) bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cl.OptValue(kgo.SeedBrokers).([]string)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("list topic %s: %v", topic, err)
+	}
+	return details.Has(topic)
+}
+
+// produceSequence writes values[i] with key k<i%keys> and event time
+// from + i*step, in order, to a new one-partition topic.
+func produceSequence(t *testing.T, k *kafka, topic string, keys int, values []string, from time.Time, step time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.adm.CreateTopics(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		k.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(v),
+			Timestamp: from.Add(time.Duration(i) * step)}, nil)
+	}
+	if err := k.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // firstDiff describes where got first departs from want.
