@@ -339,43 +339,46 @@ func firstLine(err error) string {
 // while b is still restoring. Every task must restore and run, and `verify
 // check` pass at the end.
 func failRevokeDuringRestore(t *testing.T, b *brokerProc, st *faultStats) {
-	initial, more := scale(400_000, 800_000), scale(40_000, 200_000)
+	initial, more := scale(400_000, 500_000), scale(40_000, 200_000)
 	rounds := scale(1, 4)
 	k := newKafka(t, b.addr)
 	topic := uniqueTopic("restore-moves")
 	e := &faultEnv{t: t, b: b, k: k, topic: topic, group: topic + "-verify", records: initial + more}
 	generate(t, b.addr, topic, initial, 50_000, 4)
 	f := newFleet(t, b.addr, topic, 100*time.Millisecond)
+	sv := &supervisor{f: f}
 	f.start("a")
-	e.progressTo(int64(initial), "a to process the initial input")
+	// Under EOS_CHAOS the runner is built with -race: several times slower.
+	sv.waitFor(20*time.Minute, "a to process the initial input", func() bool { return e.committed() >= int64(initial) })
 	genDone := make(chan error, 1)
 	go func() {
 		_, err := verify.Generate(context.Background(), verify.GenerateConfig{Brokers: []string{b.addr}, Topic: topic,
 			Records: more, Keys: 50_000, Partitions: 4, Seed: 8, Rate: more / scale(20, 120)})
 		genDone <- err
 	}()
-	var revokedMid, returnedMid int
+	owns := func(id string, n int) func() bool {
+		return func() bool { r := f.live[id]; return r != nil && len(r.owned()) >= n }
+	}
 	for round := range rounds {
 		// a leaves; b starts with no state and gets every partition.
-		f.term("a")
+		sv.term("a")
 		f.states["b"] = t.TempDir()
 		f.start("b")
-		rb := f.live["b"]
-		waitFor(t, 2*time.Minute, "b to own every partition and restore them", func() bool {
-			return len(rb.owned()) == 4 && len(restoreTrackOf(rb).restoring) > 0
+		sv.waitFor(2*time.Minute, "b to own every partition and restore them", func() bool {
+			r := f.live["b"]
+			return owns("b", 4)() && len(restoreTrackOf(r).restoring) > 0
 		})
 		// a joins while b restores: partitions move from b to a mid-restore.
 		f.start("a")
-		ra := f.live["a"]
-		waitFor(t, 2*time.Minute, "a to take partitions from b", func() bool { return len(ra.owned()) > 0 })
+		sv.waitFor(2*time.Minute, "a to take partitions from b", owns("a", 1))
 		// a leaves again: they move back to b, still restoring or not.
-		f.term("a")
-		waitFor(t, 2*time.Minute, "b to own every partition again", func() bool { return len(rb.owned()) == 4 })
+		sv.term("a")
+		sv.waitFor(2*time.Minute, "b to own every partition again", owns("b", 4))
 		// c joins with no state, then a, while b may still be restoring.
 		f.states["c"] = t.TempDir()
 		f.start("c")
 		f.start("a")
-		waitFor(t, 3*time.Minute, "every task restored and running, and owned by a live instance", func() bool {
+		sv.waitFor(3*time.Minute, "every task restored and running, and owned by a live instance", func() bool {
 			running := map[int32]bool{}
 			for _, r := range f.live {
 				tr := restoreTrackOf(r)
@@ -387,37 +390,45 @@ func failRevokeDuringRestore(t *testing.T, b *brokerProc, st *faultStats) {
 			}
 			return len(running) == 4
 		})
-		tr := restoreTrackOf(rb)
-		revokedMid += tr.revokedMid
-		returnedMid += tr.returnedMid
+		tr := restoreTrackOf(f.live["b"])
 		t.Logf("round %d: b had %d partitions revoked mid-restore, %d of them assigned back to it mid-restore; %+v restored",
-			round, tr.revokedMid, tr.returnedMid, rb.restores())
-		e.progressTo(e.committed()+1000, "progress with a, b and c")
+			round, tr.revokedMid, tr.returnedMid, f.live["b"].restores())
+		target := min(e.committed()+1000, int64(e.records))
+		sv.waitFor(5*time.Minute, "progress with a, b and c", func() bool { return e.committed() >= target })
 		// Back to a alone for the next round.
-		f.term("b")
-		f.term("c")
+		sv.term("b")
+		sv.term("c")
 		st.restarts += 4
 	}
 	if err := <-genDone; err != nil {
 		t.Fatalf("generate: %v", err)
 	}
-	selfExits := f.superviseTo(e, int64(e.records), "all input committed")
-	st.restarts += selfExits
+	sv.waitFor(5*time.Minute, "all input committed", func() bool { return e.committed() >= int64(e.records) })
+	st.restarts += sv.restarts
 	st.rebalances = f.rebalances()
 	f.stopAll()
+	var revokedMid, returnedMid int
+	for _, r := range f.all {
+		tr := restoreTrackOf(r)
+		revokedMid += tr.revokedMid
+		returnedMid += tr.returnedMid
+	}
 	if revokedMid == 0 {
 		t.Errorf("no partition was revoked while its restore was running: the case did not reach its path (restores too fast?)")
 	}
 	check(t, b.addr, topic)
 	st.records = e.records
-	st.verdict = fmt.Sprintf("%d revoked mid-restore, %d back mid-restore, %d stopped by themselves", revokedMid, returnedMid, selfExits)
+	st.verdict = fmt.Sprintf("%d revoked mid-restore, %d back mid-restore, %d stopped by themselves", revokedMid, returnedMid, sv.restarts)
 }
 
 // restoreTrack is what a runner's log says of its restores, in order: a
 // partition is restoring from its assignment until its task runs.
 type restoreTrack struct {
-	restoring   map[int32]bool
-	revokedMid  int // partitions revoked while their task was restoring
+	restoring map[int32]bool
+	// revokedMid counts partitions revoked by a rebalance while their task
+	// was restoring; the revocation of a shutdown (no assignment follows it
+	// in the process) does not count.
+	revokedMid  int
 	returnedMid int // of those, assigned back to the same process
 }
 
@@ -426,10 +437,13 @@ func restoreTrackOf(r *runnerProc) restoreTrack {
 	defer r.mu.Unlock()
 	tr := restoreTrack{restoring: map[int32]bool{}}
 	cutShort := map[int32]bool{}
+	unconfirmed := 0 // revoked mid-restore, no assignment logged since
 	for _, l := range r.logs {
 		ps, _ := l["partitions"].([]any)
 		switch l["msg"] {
 		case "partitions assigned":
+			tr.revokedMid += unconfirmed
+			unconfirmed = 0
 			for _, p := range ps {
 				n := partitionOf(fmt.Sprint(p))
 				if cutShort[n] {
@@ -442,7 +456,7 @@ func restoreTrackOf(r *runnerProc) restoreTrack {
 			for _, p := range ps {
 				n := partitionOf(fmt.Sprint(p))
 				if tr.restoring[n] {
-					tr.revokedMid++
+					unconfirmed++
 					cutShort[n] = true
 				}
 				delete(tr.restoring, n)
@@ -489,6 +503,7 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	proxy := startKafkaProxy(t, b.addr)
 	// A 1s commit interval: the cut lands in an open transaction.
 	f := newFleet(t, b.addr, topic, time.Second)
+	sv := &supervisor{f: f, skip: map[string]bool{"a": true}}
 	f.startWith("a", proxy.addr())
 	f.start("b")
 	signs := map[string]int{} // cuts after which a showed each sign
@@ -498,26 +513,30 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 			f.startWith("a", proxy.addr())
 			st.restarts++
 		}
-		ra, rb := f.live["a"], f.live["b"]
-		waitFor(t, 2*time.Minute, "a and b both processing", func() bool {
+		ra := f.live["a"]
+		sv.waitFor(2*time.Minute, "a and b both processing", func() bool {
+			rb := f.live["b"]
 			return len(ra.find("task running")) > 0 && len(ra.owned()) > 0 && len(rb.find("task running")) > 0
 		})
 		if proxy.rewrites() == 0 {
 			t.Fatalf("a's clients never read broker addresses through the proxy: it is not cut off by it")
 		}
-		e.progressTo(max(e.committed()+1, e.randomPoint(i, cuts+1)), fmt.Sprintf("progress before cut %d", i+1))
+		sv.waitFor(5*time.Minute, fmt.Sprintf("progress before cut %d", i+1), func() bool {
+			return e.committed() >= min(e.randomPoint(i, cuts+1), int64(records))
+		})
 		proxy.cut()
 		cutAt := time.Now()
-		waitFor(t, 2*time.Minute, "b to own every partition while a is cut off", func() bool { return len(rb.owned()) == 4 })
+		sv.waitFor(2*time.Minute, "b to own every partition while a is cut off", func() bool { return len(f.live["b"].owned()) == 4 })
 		// Heal at once, or once b has processed some of a's partitions: a
 		// wakes up in different states of its lost transaction.
-		e.progressTo(e.committed()+rng.Int64N(int64(records/10)), "b processing a's partitions while a is cut off")
+		target := min(e.committed()+rng.Int64N(int64(records/10)), int64(records))
+		sv.waitFor(5*time.Minute, "b processing a's partitions while a is cut off", func() bool { return e.committed() >= target })
 		assigned := len(ra.find("partitions assigned"))
 		proxy.heal()
 		t.Logf("cut %d: a cut off for %v (session timeout 6s); b took over its partitions", i+1, time.Since(cutAt).Round(100*time.Millisecond))
 		// a now either stops, or rejoins as a new member and is assigned
 		// partitions again.
-		waitFor(t, 2*time.Minute, "a to stop or to rejoin after the heal", func() bool {
+		sv.waitFor(2*time.Minute, "a to stop or to rejoin after the heal", func() bool {
 			if isDone(ra) {
 				return true
 			}
@@ -548,14 +567,14 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	if r := f.live["a"]; r != nil && isDone(r) {
 		delete(f.live, "a") // stopped after its last cut, as checked above
 	}
-	selfExits := f.superviseTo(e, int64(records), "all input committed")
-	st.restarts += selfExits
+	sv.waitFor(5*time.Minute, "all input committed", func() bool { return e.committed() >= int64(records) })
+	st.restarts += sv.restarts
 	st.rebalances = f.rebalances()
 	f.stopAll()
 	check(t, b.addr, topic)
 	st.records, st.cuts = records, cuts
 	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, stopped %d; %d others stopped by themselves",
-		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"], selfExits)
+		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"], sv.restarts)
 }
 
 func isDone(r *runnerProc) bool {
@@ -624,28 +643,51 @@ func (f *fleet) startWith(id, brokers string, extra ...string) *runnerProc {
 	return r
 }
 
-// superviseTo waits, as progressTo does, until the group has committed n
-// input records, acting as a supervisor meanwhile: a live instance that
-// stopped by itself (a fatal error is designed to stop the runner, for its
-// supervisor to start it again) is started again on its state, with the
-// fleet's brokers. It returns the number of such restarts, each logged with
-// the exit.
-func (f *fleet) superviseTo(e *faultEnv, n int64, what string) int {
-	f.t.Helper()
-	restarts := 0
-	n = min(n, int64(e.records))
-	waitFor(f.t, 5*time.Minute, what, func() bool {
-		for id, r := range f.live {
-			if isDone(r) {
-				exit := slices.DeleteFunc(r.plainLines(), func(l string) bool { return !strings.HasPrefix(l, "eos-runner:") })
-				f.t.Logf("instance %s stopped by itself (%v: %s); starting it again", id, r.err, strings.Join(exit, " "))
-				f.start(id)
-				restarts++
-			}
+// supervisor restarts the fleet's live instances that stopped by
+// themselves, as a process supervisor would: a fatal error (a fenced
+// producer, say, when a starved runner's transaction outlived
+// transaction.timeout.ms) is designed to stop the runner and leave the
+// restart to its supervisor. Each restart is logged with the exit and
+// counted. Instances in skip (a case's own victim) are left alone.
+type supervisor struct {
+	f        *fleet
+	skip     map[string]bool
+	restarts int
+}
+
+// revive starts again, on its state, every live instance not in skip that
+// stopped by itself.
+func (s *supervisor) revive() {
+	for id, r := range s.f.live {
+		if s.skip[id] || !isDone(r) {
+			continue
 		}
-		return e.committed() >= n
+		exit := slices.DeleteFunc(r.plainLines(), func(l string) bool { return !strings.HasPrefix(l, "eos-runner:") })
+		s.f.t.Logf("instance %s stopped by itself (%v: %s); starting it again", id, r.err, strings.Join(exit, " "))
+		s.f.start(id)
+		s.restarts++
+	}
+}
+
+// waitFor is waitFor, reviving instances at every poll.
+func (s *supervisor) waitFor(timeout time.Duration, what string, cond func() bool) {
+	s.f.t.Helper()
+	waitFor(s.f.t, timeout, what, func() bool {
+		s.revive()
+		return cond()
 	})
-	return restarts
+}
+
+// term stops instance id with SIGTERM, as fleet.term does, unless it has
+// stopped by itself meanwhile (then it only logs that).
+func (s *supervisor) term(id string) {
+	s.f.t.Helper()
+	if r := s.f.live[id]; r != nil && isDone(r) {
+		s.f.t.Logf("instance %s stopped by itself (%v) before its SIGTERM", id, r.err)
+		delete(s.f.live, id)
+		return
+	}
+	s.f.term(id)
 }
 
 // racesIn counts the race detector's reports (EOS_CHAOS) from the runners
