@@ -125,7 +125,16 @@ func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
 	}); err != nil {
 		return &runtimeError{fmt.Errorf("store %s: range: %w", s.spec.Name, err)}
 	}
-	for k, e := range s.overlay {
+	return rangeMerged(s.spec, s.topic, merged, s.overlay, start, end, fn)
+}
+
+// rangeMerged lays a record's overlay over the entries read from the store
+// (serialized keys to serialized values) within [start, end) (nil: open),
+// then calls fn for each entry in key-byte order, deserialized: the tail of
+// every key-value Range.
+func rangeMerged(spec topology.StoreSpec, topic string, merged map[string][]byte, overlay map[string]overlayEntry,
+	start, end []byte, fn func(key, value any) error) error {
+	for k, e := range overlay {
 		kb := []byte(k)
 		if (start != nil && bytes.Compare(kb, start) < 0) || (end != nil && bytes.Compare(kb, end) >= 0) {
 			continue
@@ -142,13 +151,13 @@ func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		key, err := s.spec.KeySerde.Deserialize(s.topic, []byte(k))
+		key, err := spec.KeySerde.Deserialize(topic, []byte(k))
 		if err != nil {
-			return fmt.Errorf("store %s: key: %w", s.spec.Name, err)
+			return fmt.Errorf("store %s: key: %w", spec.Name, err)
 		}
-		val, err := s.spec.ValueSerde.Deserialize(s.topic, merged[k])
+		val, err := spec.ValueSerde.Deserialize(topic, merged[k])
 		if err != nil {
-			return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+			return fmt.Errorf("store %s: value: %w", spec.Name, err)
 		}
 		if err := fn(key, val); err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -167,36 +166,7 @@ func (s *ttlStore) Range(from, to any, fn func(key, value any) error) error {
 	}); err != nil {
 		return &runtimeError{fmt.Errorf("store %s: range: %w", s.spec.Name, err)}
 	}
-	for k, e := range s.overlay {
-		kb := []byte(k)
-		if (start != nil && bytes.Compare(kb, start) < 0) || (end != nil && bytes.Compare(kb, end) >= 0) {
-			continue
-		}
-		if e.deleted {
-			delete(merged, k)
-		} else {
-			merged[k] = e.value
-		}
-	}
-	keys := make([]string, 0, len(merged))
-	for k := range merged {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		key, err := s.spec.KeySerde.Deserialize(s.topic, []byte(k))
-		if err != nil {
-			return fmt.Errorf("store %s: key: %w", s.spec.Name, err)
-		}
-		val, err := s.spec.ValueSerde.Deserialize(s.topic, merged[k])
-		if err != nil {
-			return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
-		}
-		if err := fn(key, val); err != nil {
-			return err
-		}
-	}
-	return nil
+	return rangeMerged(s.spec, s.topic, merged, s.overlay, start, end, fn)
 }
 
 // write puts (or, value nil, deletes) one raw entry, pending and on the changelog.
