@@ -29,6 +29,19 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 
 func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
 	r.log.Info("partitions assigned", "partitions", fmtParts(parts))
+	// Commit the open transaction first: reading the new partitions'
+	// committed offsets may wait (require-stable) up to a previous owner's
+	// transaction timeout, and our own transaction must not time out on the
+	// broker meanwhile (it would fence this producer).
+	if r.com != nil && !r.stopping && r.com.state.open {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.TransactionTimeout)
+		err := r.commit(ctx)
+		cancel()
+		if err != nil {
+			r.fatal = err
+			return
+		}
+	}
 	// The committed offsets first, before anything of these partitions is
 	// restored or processed: their positions are sent with every
 	// transaction, and their metadata carries each task's stream time.
