@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -20,20 +19,8 @@ func dedupTask(t *testing.T, db *changelog.DB, ttl time.Duration) (*task, *fakeP
 	bld.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{}}).
 		Dedup(topology.ByRecordKey(), ttl).
 		To("out", topology.Produced{Key: serde.String{}, Value: serde.String{}})
-	topo, err := bld.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &fakeProducer{}
-	coll := &collector{p: p, tracker: newDeliveryTracker(nil)}
-	tk, err := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tk.init(); err != nil {
-		t.Fatal(err)
-	}
-	return tk, p
+	return startTask(t, bld, db, p), p
 }
 
 // outputs lists the values the task produced to `out`.
@@ -66,11 +53,7 @@ func commitTask(t *testing.T, db *changelog.DB, tk *task) {
 // first occurrences through; across a restart over committed state it drops
 // what was seen before.
 func TestDedupExactlyOnce(t *testing.T) {
-	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openTestDB(t)
 	const ttl = 10 * time.Second
 	tk, p := dedupTask(t, db, ttl)
 	ctx := context.Background()

@@ -46,22 +46,35 @@ func (p *echoProcessor) Process(r topology.Record) error {
 
 func (p *echoProcessor) Close() error { return nil }
 
-func newEchoTask(t *testing.T, log *[]string) *task {
-	t.Helper()
+// echoTopology is `in` -> echo -> `out`, with an optional timestamp extractor.
+func echoTopology(log *[]string, ts topology.TimestampExtractor) *topology.Builder {
 	bld := topology.NewBuilder()
-	bld.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{}}).
+	bld.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{}, Timestamp: ts}).
 		Process(func() topology.Processor { return &echoProcessor{log: log} }, topology.Named("echo")).
 		To("out", topology.Produced{Key: serde.String{}, Value: serde.String{}})
-	topo, err := bld.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return bld
+}
+
+// openTestDB opens a changelog.DB in a temporary directory, closed at cleanup.
+func openTestDB(t *testing.T) *changelog.DB {
+	t.Helper()
 	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
+	return db
+}
+
+// startTask builds b's first sub-topology as the task of partition 0 over db
+// (on.error=fail), its outputs captured by p, and initializes it.
+func startTask(t *testing.T, b *topology.Builder, db *changelog.DB, p *fakeProducer) *task {
+	t.Helper()
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := &collector{p: p, tracker: newDeliveryTracker(nil)}
 	tk, err := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +83,11 @@ func newEchoTask(t *testing.T, log *[]string) *task {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+func newEchoTask(t *testing.T, log *[]string) *task {
+	t.Helper()
+	return startTask(t, echoTopology(log, nil), openTestDB(t), &fakeProducer{})
 }
 
 func inRecord(offset int64, value string, tsMillis int64) *kafka.Message {
@@ -188,31 +206,10 @@ func TestStreamTimeMetadata(t *testing.T) {
 // "timestamp" and moves nothing.
 func TestTaskEventTimeFromExtractor(t *testing.T) {
 	var log []string
-	bld := topology.NewBuilder()
-	bld.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{},
-		Timestamp: func(r topology.Record) (time.Time, error) {
-			ms, err := strconv.ParseInt(r.Value.(string), 10, 64)
-			return time.UnixMilli(ms), err
-		}}).
-		Process(func() topology.Processor { return &echoProcessor{log: &log} }, topology.Named("echo")).
-		To("out", topology.Produced{Key: serde.String{}, Value: serde.String{}})
-	topo, err := bld.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	coll := &collector{p: &fakeProducer{}, tracker: newDeliveryTracker(nil)}
-	tk, err := newTask(topo, topo.SubTopologies[0], 0, "app", db, coll, OnErrorFail, "dlq", slog.New(slog.DiscardHandler), newMetrics("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tk.init(); err != nil {
-		t.Fatal(err)
-	}
+	tk := startTask(t, echoTopology(&log, func(r topology.Record) (time.Time, error) {
+		ms, err := strconv.ParseInt(r.Value.(string), 10, 64)
+		return time.UnixMilli(ms), err
+	}), openTestDB(t), &fakeProducer{})
 	ctx := context.Background()
 	// The record's own timestamp (1) is ignored: the value says 7000.
 	if err := tk.process(ctx, inRecord(0, "7000", 1)); err != nil {
