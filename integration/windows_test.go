@@ -5,11 +5,13 @@ import (
 	bin "encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
 )
@@ -91,5 +93,49 @@ func TestWindowedCountEmitFinalAcrossAMove(t *testing.T) {
 	}
 	if n := counter(t, r, "eos_dropped_records_total"); n != 1 {
 		t.Fatalf("eos_dropped_records_total = %v, want 1 (the late record)", n)
+	}
+}
+
+// TestWindowChangelogConfigValidatedAtStartup: a window store's changelog
+// that already exists with a retention shorter than the store's (records
+// would leave the changelog while their windows are still in the store, and
+// be missing from a restore) stops startup with an error naming the topic,
+// the setting and what is needed, before anything is processed.
+func TestWindowChangelogConfigValidatedAtStartup(t *testing.T) {
+	b := startBroker(t)
+	k := newKafka(t, b.addr)
+	ctx := context.Background()
+	topic := uniqueTopic("wincfg")
+	cfg := baseConfig(b.addr, topic+"-app", t)
+	changelog := topology.ChangelogTopic(cfg.ApplicationID, "per-10s")
+	short := "1000"
+	if _, err := k.adm.CreateTopics(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.adm.CreateTopics(ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("compact,delete"), "retention.ms": &short}, changelog); err != nil {
+		t.Fatal(err)
+	}
+	const size = 10 * time.Second
+	bld := topology.NewBuilder()
+	bld.Stream([]string{topic}, topology.Consumed{Key: serde.String{}, Value: serde.String{}}).
+		GroupByKey(topology.Grouped{Key: serde.String{}, Value: serde.String{}}).
+		WindowedBy(topology.TimeWindows{Size: size}).
+		Count(topology.Materialized{Name: "per-10s"}).
+		ToStream().
+		To(topic+"-out", topology.Produced{Key: serde.TimeWindowed{Inner: serde.String{}, Size: size}, Value: serde.Int64{}})
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := processor.New(cfg, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err = r.Run(rctx) // returns by itself: startup fails
+	want := fmt.Sprintf("changelog topic %q of a window or session store has retention.ms=1000: it must be at least %d", changelog, (size + 24*time.Hour).Milliseconds()) // the default margin: one day
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("startup error = %v, want it to contain %q", err, want)
 	}
 }

@@ -135,18 +135,25 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	var existingChangelogs []kafka.TopicSpecification
 	for _, name := range names {
 		spec := create[name]
 		if n, ok := existing[name]; ok {
 			if n != spec.NumPartitions && name != r.cfg.DLQTopic {
 				errs = append(errs, fmt.Errorf("topic %q has %d partitions, the topology needs %d", name, n, spec.NumPartitions))
 			}
+			if plan.changelogs[name] {
+				existingChangelogs = append(existingChangelogs, spec)
+			}
 			continue
 		}
 		specs = append(specs, spec)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(existingChangelogs) > 0 {
+		errs = append(errs, validateChangelogConfigs(ctx, admin, existingChangelogs))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if len(specs) > 0 {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
