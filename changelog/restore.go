@@ -15,6 +15,10 @@ type ChangelogRecord struct {
 	Value []byte
 	// Offset is the record's offset in its changelog partition.
 	Offset int64
+	// Timestamp is the record's timestamp (zero when the source does not
+	// give it). Restore does not use it; a source that turns a table's
+	// input topic into store records does.
+	Timestamp time.Time
 }
 
 // Bounds are the offsets of a changelog partition that Restore decides by.

@@ -41,6 +41,9 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 	}
 	app := r.cfg.ApplicationID
+	if err := r.chooseSourceChangelogs(ctx, admin, existing); err != nil {
+		return nil, err
+	}
 	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}, repartition: map[string]bool{}}
 	var errs []error
 	// Partition counts of sub-topologies reading external topics.
@@ -105,6 +108,9 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 		maxParts = max(maxParts, n)
 		for _, s := range st.Stores {
+			if r.topo.Stores[s].SourceTopic != "" {
+				continue // its source topic is its changelog (sourcetopic.go)
+			}
 			cl := topology.ChangelogTopic(app, s)
 			plan.changelogs[cl] = true
 			create[cl] = kafka.TopicSpecification{Topic: cl, NumPartitions: n, ReplicationFactor: -1,

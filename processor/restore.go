@@ -42,7 +42,7 @@ func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done cha
 				if err == nil {
 					jctx, cancel := context.WithCancel(ctx)
 					stop := context.AfterFunc(job.ctx, cancel)
-					err = tm.restoreTask(jctx, mux, job.t, job.streamTime)
+					err = tm.restoreTask(jctx, mux, job)
 					stop()
 					cancel()
 				}
@@ -56,7 +56,8 @@ func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done cha
 }
 
 // restoreTask restores every store of a task, concurrently.
-func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task, streamTime time.Time) error {
+func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, job restoreJob) error {
+	t := job.t
 	stores := t.changelogStores()
 	errs := make([]error, len(stores))
 	var wg sync.WaitGroup
@@ -64,7 +65,7 @@ func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := tm.restoreStore(ctx, mux, t.id, s, streamTime)
+			n, err := tm.restoreStore(ctx, mux, t.id, s, job)
 			if err != nil {
 				errs[i] = fmt.Errorf("restore %s[%d]: %w", s.changelogTopic(), s.changelogPartition(), err)
 				return
@@ -81,14 +82,24 @@ func (tm *taskManager) restoreTask(ctx context.Context, mux *restoreMux, t *task
 // throughout, so a restore of the same store partition for a newer task
 // (revoked, then assigned again) waits for this one to return.
 //
-// streamTime is the task's committed stream time: window and session stores
-// leave the windows expired at it out.
-func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s stateStore, streamTime time.Time) (int64, error) {
-	src, err := mux.open(ctx, s.changelogTopic(), s.changelogPartition())
+// The job's committed stream time lets window and session stores leave the
+// windows expired at it out; its source ends bound the restore of a store
+// whose changelog is its table's source topic (sourcetopic.go).
+func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID string, s stateStore, job restoreJob) (int64, error) {
+	cs, err := mux.open(ctx, s.changelogTopic(), s.changelogPartition())
 	if err != nil {
 		return 0, err
 	}
-	defer src.close()
+	defer cs.close()
+	var src changelog.Source = cs
+	if spec := s.storeSpec(); spec.SourceTopic != "" {
+		convert, err := sourceRecordConverter(tm.topo, spec, s.changelogTopic())
+		if err != nil {
+			return 0, err
+		}
+		src = &sourceStoreSource{inner: cs, until: job.sourceEnds[partitionKey{s.changelogTopic(), s.changelogPartition()}], convert: convert}
+	}
+	streamTime := job.streamTime
 	retention, err := mux.deleteRetention(ctx, s.changelogTopic())
 	if err != nil {
 		return 0, err
@@ -418,7 +429,7 @@ func (s *changelogSource) Next(ctx context.Context) ([]changelog.ChangelogRecord
 			if off < s.pos {
 				continue // fetched before the last seek
 			}
-			recs = append(recs, changelog.ChangelogRecord{Key: e.Key, Value: e.Value, Offset: off})
+			recs = append(recs, changelog.ChangelogRecord{Key: e.Key, Value: e.Value, Offset: off, Timestamp: e.Timestamp})
 			s.pos = off + 1
 		case kafka.PartitionEOF:
 			if off := int64(e.Offset); off > s.pos {

@@ -22,6 +22,9 @@ type kvStore struct {
 	topic     string // changelog topic
 	partition int32
 	coll      *collector
+	// fromSource: the changelog topic is the table's source topic, written
+	// by others; the store writes no changelog records (sourcetopic.go).
+	fromSource bool
 
 	overlay map[string]overlayEntry
 }
@@ -179,6 +182,9 @@ func (s *kvStore) flush() error {
 		}
 		if err != nil {
 			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
+		}
+		if s.fromSource {
+			continue
 		}
 		s.coll.send(&kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},

@@ -115,7 +115,11 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 	t.log = log.With("task", t.id)
 	for _, name := range sub.Stores {
 		spec := topo.Stores[name]
-		st, err := t.newStore(spec, db, topology.ChangelogTopic(appID, name), coll)
+		topic := topology.ChangelogTopic(appID, name)
+		if spec.SourceTopic != "" {
+			topic = topology.TopicName(appID, spec.SourceTopic, false) // sourcetopic.go
+		}
+		st, err := t.newStore(spec, db, topic, coll)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +174,9 @@ func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string,
 	if spec.TTL > 0 {
 		return newTTLStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll, streamTime), nil
 	}
-	return newKVStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll), nil
+	kv := newKVStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll)
+	kv.fromSource = spec.SourceTopic != ""
+	return kv, nil
 }
 
 // init initializes the processors; called once the stores are restored.
@@ -295,12 +301,21 @@ func (t *task) publishWallDue() {
 
 // appendCommits appends the task's part of DB.Commit after a transaction
 // committed: every store with pending writes or a new checkpoint (the next
-// offset after its last changelog record in changelogNext).
+// offset after its last changelog record in changelogNext; for a
+// source-topic store, the committed position in its source partition).
+// Called before markCommitted, which clears the positions.
 func (t *task) appendCommits(commits []changelog.Commit, changelogNext map[partitionKey]int64) []changelog.Commit {
 	for _, s := range t.stores {
 		cp := int64(-1)
 		if off, ok := changelogNext[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
 			cp = off
+		}
+		if s.storeSpec().SourceTopic != "" {
+			// The source partition is the changelog: checkpoint at the
+			// committed position (sourcetopic.go).
+			if off, ok := t.processed[partitionKey{s.changelogTopic(), s.changelogPartition()}]; ok {
+				cp = off
+			}
 		}
 		if cp >= 0 || s.pendingCount() > 0 {
 			commits = append(commits, s.commitAt(cp))

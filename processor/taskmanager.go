@@ -57,6 +57,10 @@ type restoreJob struct {
 	ctx        context.Context // cancelled when the task is revoked
 	t          *task
 	streamTime time.Time // the task's committed stream time
+	// sourceEnds is the committed position of each source partition that
+	// is a store's changelog (sourcetopic.go), -1 when none: a restore of
+	// such a store stops there.
+	sourceEnds map[partitionKey]int64
 }
 
 type restoreOutcome struct {
@@ -127,7 +131,17 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		tm.restoring[t.id] = cancel
-		tm.restoreReq <- restoreJob{ctx: ctx, t: t, streamTime: t.committedStreamTime}
+		ends := map[partitionKey]int64{}
+		for _, s := range t.stores {
+			if s.storeSpec().SourceTopic != "" {
+				key := partitionKey{s.changelogTopic(), s.changelogPartition()}
+				ends[key] = -1
+				if off, ok := tm.committed[key]; ok {
+					ends[key] = off
+				}
+			}
+		}
+		tm.restoreReq <- restoreJob{ctx: ctx, t: t, streamTime: t.committedStreamTime, sourceEnds: ends}
 	}
 	return pause, nil
 }

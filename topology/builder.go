@@ -50,6 +50,7 @@ type Option func(*nodeOptions)
 type nodeOptions struct {
 	name   string
 	stores []string
+	family string // generated names' first part: KSTREAM (default) or KTABLE
 }
 
 // Named names the node instead of the generated KSTREAM-... name.
@@ -87,7 +88,11 @@ func (b *Builder) newNode(kind NodeKind, prefix string, opts []Option) (*Node, n
 	}
 	name := o.name
 	if name == "" {
-		name = fmt.Sprintf("KSTREAM-%s-%010d", prefix, b.seq)
+		family := o.family
+		if family == "" {
+			family = "KSTREAM"
+		}
+		name = fmt.Sprintf("%s-%s-%010d", family, prefix, b.seq)
 	}
 	b.seq++
 	n := &Node{Name: name, Kind: kind}
@@ -358,10 +363,12 @@ func (gs *GroupedStream) aggregate(prefix string, m Materialized, valueDefault s
 	b.AddStore(StoreSpec{Name: m.Name, KeySerde: m.Key, ValueSerde: m.Value, TTL: m.TTL})
 	src := gs.source(m.Name)
 	store := m.Name
-	next := src.add(prefix, func() Processor {
-		return &aggregateProcessor{store: store, step: step}
+	t := &Table{b: b, store: store, key: m.Key, value: m.Value, old: &oldValues{}, view: storeView(store, false)}
+	old := t.old
+	t.s = src.add(prefix, func() Processor {
+		return &aggregateProcessor{store: store, step: step, old: old}
 	}, false, []Option{WithStores(store)})
-	return &Table{s: next, store: store}
+	return t
 }
 
 // source is the stream an aggregation into store reads: the grouped stream,
@@ -413,24 +420,13 @@ func (gs *GroupedStream) Aggregate(init func() any, fn func(key, value, agg any)
 	})
 }
 
-// Table is a changelog stream: the latest value per key, kept in a store.
-type Table struct {
-	s     *Stream
-	store string
-}
-
-// StoreName is the name of the store holding the table.
-func (t *Table) StoreName() string { return t.store }
-
-// ToStream emits every update of the table as a record (no caching: one output
-// per input record).
-func (t *Table) ToStream() *Stream { return t.s }
-
 // aggregateProcessor is Count/Reduce/Aggregate's node: read the key's
-// aggregate, fold the value in, write it back and forward the new aggregate.
+// aggregate, fold the value in, write it back and forward the change (KS's
+// KStreamAggregate and KStreamReduce).
 type aggregateProcessor struct {
 	store string
 	step  func(key, value, agg any) (any, error)
+	old   *oldValues
 	ctx   ProcessorContext
 	kv    KeyValueStore
 }
@@ -455,7 +451,10 @@ func (p *aggregateProcessor) Process(r Record) error {
 	if err := p.kv.Put(r.Key, agg); err != nil {
 		return err
 	}
-	return p.ctx.Forward(r.WithValue(agg))
+	if !p.old.send {
+		old = nil
+	}
+	return p.ctx.Forward(r.WithValue(change{New: agg, Old: old}))
 }
 
 func (p *aggregateProcessor) Close() error { return nil }

@@ -90,6 +90,20 @@ type StoreSpec struct {
 	// never see an expired entry. Stream time (not the wall clock) decides,
 	// so a replay expires exactly what the first attempt did. Zero: never.
 	TTL time.Duration
+
+	// SourceTopic, for the store of a table read from a topic
+	// (Builder.Table), is that topic (external, unprefixed): the store's
+	// changelog, instead of `<application.id>-<name>-changelog` (Kafka
+	// Streams' source-topic optimisation). Its values are
+	// serde.Timestamped; a restore turns each source record into one,
+	// with the record's timestamp, and stops at the committed offset of the
+	// source partition. The store writes no changelog records.
+	SourceTopic string
+	// Global marks the store of a GlobalTable: every instance holds all of
+	// its partitions, kept current from SourceTopic outside any task, and
+	// every task may read it (never write it). It belongs to no
+	// sub-topology.
+	Global bool
 }
 
 // SubTopology is a connected part of the graph, cut at topics.

@@ -132,7 +132,7 @@ func (ws *WindowedStream) aggregate(prefix string, m Materialized, valueDefault 
 		b.errorf("store %q: missing value serde", m.Name)
 	}
 	if ws.w == nil {
-		return &Table{s: ws.gs.s, store: m.Name}
+		return &Table{b: b, s: ws.gs.s, store: m.Name, windowed: true}
 	}
 	spec, bufSpec := windowStoreSpecs(ws.w, m)
 	b.AddStore(spec)
@@ -145,7 +145,7 @@ func (ws *WindowedStream) aggregate(prefix string, m Materialized, valueDefault 
 	next := ws.gs.source(m.Name).add("WINDOW-"+prefix, func() Processor {
 		return &windowAggregateProcessor{w: w, a: a, store: spec.Name, buffer: bufSpec.Name, emit: emit, emitted: -1}
 	}, false, []Option{WithStores(stores...)})
-	return &Table{s: next, store: m.Name}
+	return &Table{b: b, s: next, store: m.Name, windowed: true}
 }
 
 // windowStoreSpecs declares a windowed aggregation's store and its emit-final
