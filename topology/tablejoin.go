@@ -148,7 +148,7 @@ func (t *Table) join(other *Table, joiner ValueJoiner, kind joinKind, opts []Opt
 		t.b.errorf("table %s after %q: nil table or joiner", kind, t.s.node.Name)
 		return t
 	}
-	if !t.usable("table " + kind.String()) || !other.usable("table "+kind.String()) {
+	if !t.usable("table "+kind.String()) || !other.usable("table "+kind.String()) {
 		return t
 	}
 	var o nodeOptions
