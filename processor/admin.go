@@ -22,6 +22,9 @@ type topicPlan struct {
 	// repartition holds the repartition topics this runner reads: their
 	// consumed records are purged after commits (purge.go).
 	repartition map[string]bool
+	// copart is what the group subscribes to, and which partitions follow
+	// the ones it assigns (copartition.go).
+	copart copartitions
 }
 
 // prepareTopics checks source topics, derives partition counts (through
@@ -46,65 +49,25 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 	}
 	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}, repartition: map[string]bool{}}
 	var errs []error
-	// Partition counts of sub-topologies reading external topics.
-	for _, st := range r.topo.SubTopologies {
-		for _, src := range st.Sources {
-			for _, tp := range src.Topics {
-				full := topology.TopicName(app, tp, src.Internal)
-				plan.subOf[full] = st.ID
-				if src.Internal {
-					plan.repartition[full] = true
-					continue
-				}
-				n, ok := existing[full]
-				if !ok {
-					errs = append(errs, fmt.Errorf("source topic %q of node %s does not exist", full, src.Name))
-					continue
-				}
-				if prev, ok := plan.partitions[st.ID]; ok && prev != n {
-					errs = append(errs, fmt.Errorf("sub-topology %d: source topics are not co-partitioned: %q has %d partitions, another source %d", st.ID, full, n, prev))
-				}
-				plan.partitions[st.ID] = n
-			}
-		}
+	pp, err := planPartitions(r.topo, app, func(full string) (int, bool) { n, ok := existing[full]; return n, ok })
+	if err != nil {
+		errs = append(errs, err)
 	}
-	// Repartition topics take the partition count of the sub-topology writing
-	// them; iterate to a fixed point for chains.
+	plan.partitions, plan.subOf = pp.sub, pp.subOf
 	create := map[string]kafka.TopicSpecification{}
-	for changed := true; changed; {
-		changed = false
-		for _, st := range r.topo.SubTopologies {
-			n, ok := plan.partitions[st.ID]
-			if !ok {
-				continue
-			}
-			for _, sink := range st.Sinks {
-				if !sink.Internal {
-					continue
-				}
-				full := topology.TopicName(app, sink.Topics[0], true)
-				reader, ok := plan.subOf[full]
-				if !ok {
-					continue
-				}
-				if _, done := plan.partitions[reader]; !done {
-					plan.partitions[reader] = n
-					changed = true
-				}
-				// Kafka Streams' repartition topic settings: never expire a
-				// record by time (one not yet processed would be lost); the
-				// runner deletes what its commits consumed instead.
-				create[full] = kafka.TopicSpecification{Topic: full, NumPartitions: n, ReplicationFactor: -1,
-					Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "-1"}}
-			}
-		}
+	for full, n := range pp.repartition {
+		plan.repartition[full] = true
+		// Kafka Streams' repartition topic settings: never expire a record
+		// by time (one not yet processed would be lost); the runner deletes
+		// what its commits consumed instead.
+		create[full] = kafka.TopicSpecification{Topic: full, NumPartitions: n, ReplicationFactor: -1,
+			Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "-1"}}
 	}
 	maxParts := 1
 	for _, st := range r.topo.SubTopologies {
 		n, ok := plan.partitions[st.ID]
 		if !ok {
-			errs = append(errs, fmt.Errorf("sub-topology %d: cannot derive its partition count", st.ID))
-			continue
+			continue // planPartitions reported it
 		}
 		maxParts = max(maxParts, n)
 		for _, s := range st.Stores {
@@ -135,6 +98,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	plan.copart = planCopartitions(plan.subOf)
 	var specs []kafka.TopicSpecification
 	names := make([]string, 0, len(create))
 	for name := range create {

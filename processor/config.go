@@ -104,6 +104,17 @@ type Config struct {
 	// repartition.purge.interval.ms.
 	RepartitionPurgeInterval   time.Duration `yaml:"-"`
 	RepartitionPurgeIntervalMs int           `yaml:"repartition.purge.interval.ms"`
+	// MaxTaskIdle is Kafka Streams' max.task.idle.ms, for tasks with several
+	// input partitions (a join, a merge): how long a task waits, once a
+	// partition of it has no buffered record and is caught up, before it
+	// processes the other partitions' records without it. A partition whose
+	// fetch is still pending (the broker has records past the task's
+	// position) is always waited for. Default 0: never wait for a caught-up
+	// partition; negative (-1): never wait at all, even for pending
+	// fetches, trading the deterministic order for latency
+	// (partitiongroup.go).
+	MaxTaskIdle   time.Duration `yaml:"-"`
+	MaxTaskIdleMs int           `yaml:"max.task.idle.ms"`
 	// MetricsAddr serves Prometheus metrics at /metrics when set.
 	MetricsAddr string `yaml:"metrics.addr"`
 	// Kafka holds librdkafka properties passed through (see above).
@@ -180,6 +191,8 @@ func (c *Config) Set(key, value string) error {
 		c.TransactionTimeoutMs, err = atoi()
 	case "repartition.purge.interval.ms":
 		c.RepartitionPurgeIntervalMs, err = atoi()
+	case "max.task.idle.ms":
+		c.MaxTaskIdleMs, err = atoi()
 	case "metrics.addr":
 		c.MetricsAddr = value
 	default:
@@ -214,6 +227,7 @@ func (c Config) withDefaults() Config {
 	ms(&c.SessionTimeout, c.SessionTimeoutMs, 45*time.Second)
 	ms(&c.TransactionTimeout, c.TransactionTimeoutMs, 30*time.Second)
 	ms(&c.RepartitionPurgeInterval, c.RepartitionPurgeIntervalMs, 30*time.Second)
+	ms(&c.MaxTaskIdle, c.MaxTaskIdleMs, 0)
 	ms(&c.WindowChangelogAdditionalRetention, c.WindowChangelogAdditionalRetentionMs, 24*time.Hour)
 	if c.LateRecords == "" {
 		c.LateRecords = LateRecordsDrop

@@ -28,6 +28,7 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 }
 
 func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
+	parts = r.plan.copart.expand(parts) // copartition.go
 	r.log.Info("partitions assigned", "partitions", fmtParts(parts))
 	// Commit the open transaction first: reading the new partitions'
 	// committed offsets may wait (require-stable) up to a previous owner's
@@ -75,6 +76,7 @@ func (r *Runner) onAssigned(c *kafka.Consumer, parts []kafka.TopicPartition) {
 }
 
 func (r *Runner) onRevoked(c *kafka.Consumer, parts []kafka.TopicPartition, lost bool) {
+	parts = r.plan.copart.expand(parts) // copartition.go
 	r.log.Info("partitions revoked", "partitions", fmtParts(parts), "lost", lost)
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.TransactionTimeout)
 	defer cancel()

@@ -48,6 +48,9 @@ type Runner struct {
 
 	tracker *deliveryTracker
 	workers []chan work
+	// buffered holds the tasks whose partition group has records not yet
+	// dispatched (partitiongroup.go). Poll loop only.
+	buffered map[*task]bool
 	// inflight counts dispatched work not yet done; the commit barrier waits on it.
 	inflight sync.WaitGroup
 	// failures holds what the workers hit in the open transaction; workers
@@ -78,7 +81,7 @@ func New(cfg Config, topo *topology.Topology, opts ...Option) (*Runner, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	r := &Runner{cfg: cfg, topo: topo, log: slog.Default()}
+	r := &Runner{cfg: cfg, topo: topo, log: slog.Default(), buffered: map[*task]bool{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -279,10 +282,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		stopWorkers()
 	}()
 
-	var topics []string
-	for t := range r.plan.subOf {
-		topics = append(topics, t)
-	}
+	topics := r.plan.copart.group // copartition.go
 	if err := r.consumer.SubscribeTopics(topics, r.rebalance); err != nil {
 		r.consumer.Close()
 		return fmt.Errorf("subscribe %v: %w", topics, err)
@@ -503,6 +503,9 @@ func (r *Runner) loop(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := r.dispatchBuffered(now); err != nil {
+			return err
+		}
 		if now.Sub(lastPunctuate) >= 10*time.Millisecond {
 			lastPunctuate = now
 			r.punctuateWallClock(now)
@@ -567,13 +570,81 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 		r.log.Warn("dropping a record delivered again", "topic", tp.Topic, "partition", tp.Partition, "offset", off, "next", next)
 		return nil
 	}
+	r.tm.position[tp] = off + 1
+	if t.inputs != nil {
+		// Several input partitions: the task takes them in timestamp
+		// order (partitiongroup.go); dispatchBuffered hands them on.
+		t.inputs.add(tp, m)
+		r.buffered[t] = true
+		return nil
+	}
+	return r.dispatchRecord(t, tp, m)
+}
+
+// dispatchRecord makes a record part of the open transaction and hands it to
+// its task's worker.
+func (r *Runner) dispatchRecord(t *task, tp partitionKey, m *kafka.Message) error {
 	if err := r.com.ensureOpen(); err != nil {
 		return err
 	}
-	r.tm.position[tp] = off + 1
-	r.com.state.track(tp, off)
+	r.com.state.track(tp, int64(m.TopicPartition.Offset))
 	r.dispatch(work{t: t, msg: m})
 	return nil
+}
+
+// dispatchBuffered dispatches, for every task with buffered records, those
+// its partition group lets go now.
+func (r *Runner) dispatchBuffered(now time.Time) error {
+	if len(r.buffered) == 0 {
+		return nil
+	}
+	lags := map[partitionKey]int64{}
+	lag := func(tp partitionKey) int64 {
+		l, ok := lags[tp]
+		if !ok {
+			l = r.knownLag(tp)
+			lags[tp] = l
+		}
+		return l
+	}
+	for t := range r.buffered {
+		if r.tm.tasks[t.id] != t {
+			delete(r.buffered, t) // closed
+			continue
+		}
+		for {
+			m := t.inputs.next(now, lag)
+			if m == nil {
+				break
+			}
+			tp := partitionKey{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+			if err := r.dispatchRecord(t, tp, m); err != nil {
+				return err
+			}
+		}
+		if t.inputs.buffered == 0 {
+			delete(r.buffered, t)
+		}
+	}
+	return nil
+}
+
+// knownLag is how many records of a partition the broker has past what this
+// runner received, -1 when unknown (no fetch answered yet): the high
+// watermark of the last fetch less the larger of the received position and
+// librdkafka's application position (which moves past transaction markers,
+// never delivered).
+func (r *Runner) knownLag(tp partitionKey) int64 {
+	_, hi, err := r.consumer.GetWatermarkOffsets(tp.Topic, tp.Partition)
+	if err != nil || hi < 0 {
+		return -1
+	}
+	pos := r.tm.position[tp]
+	topic := tp.Topic
+	if ps, err := r.consumer.Position([]kafka.TopicPartition{{Topic: &topic, Partition: tp.Partition}}); err == nil && len(ps) == 1 && ps[0].Offset >= 0 {
+		pos = max(pos, int64(ps[0].Offset))
+	}
+	return max(0, hi-pos)
 }
 
 // commit runs the commit protocol and acts on its outcome.

@@ -35,7 +35,10 @@ type task struct {
 	policy    string
 	dlqTopic  string
 	lateToDLQ bool // late.records=dlq
-	log       *slog.Logger
+	// inputs orders the records of a task with several input partitions
+	// (partitiongroup.go); nil for a task with one. Poll loop only.
+	inputs *partitionGroup
+	log    *slog.Logger
 	metrics   *metrics
 
 	nodes   map[string]*nodeRT

@@ -100,6 +100,9 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 				return nil, err
 			}
 			t.lateToDLQ = tm.cfg.LateRecords == LateRecordsDLQ
+			if inputs := taskInputs(tm.topo.SubTopologies[sub], tm.cfg.ApplicationID, tp.Partition); len(inputs) > 1 {
+				t.inputs = newPartitionGroup(inputs, tm.cfg.MaxTaskIdle)
+			}
 			tm.tasks[id] = t
 			created = append(created, t)
 			for name := range t.stores {
@@ -144,6 +147,18 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 		tm.restoreReq <- restoreJob{ctx: ctx, t: t, streamTime: t.committedStreamTime, sourceEnds: ends}
 	}
 	return pause, nil
+}
+
+// taskInputs lists a task's input partitions: partition p of every source
+// topic of its sub-topology.
+func taskInputs(sub *topology.SubTopology, app string, partition int32) []partitionKey {
+	var out []partitionKey
+	for _, src := range sub.Sources {
+		for _, tp := range src.Topics {
+			out = append(out, partitionKey{topology.TopicName(app, tp, src.Internal), partition})
+		}
+	}
+	return out
 }
 
 // forget drops what is known of revoked partitions and returns their tasks,

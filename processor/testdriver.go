@@ -242,7 +242,7 @@ func NewTestDriver(topo *topology.Topology, cfg TestDriverConfig) (_ *TestDriver
 
 // planTopics derives the partition count of every sub-topology and topic as
 // the runner's prepareTopics does, from the configured counts of external
-// topics: repartition topics take the count of the sub-topology writing
+// topics: sub-topologies and repartition topics as planPartitions derives
 // them, changelogs and unlisted sinks that of their sub-topology, the
 // dead-letter topic the largest.
 func (d *TestDriver) planTopics() (map[int]int, error) {
@@ -254,51 +254,26 @@ func (d *TestDriver) planTopics() (map[int]int, error) {
 		}
 		d.partitions[name] = int32(n)
 	}
-	subParts := map[int]int{}
-	subOf := map[string]int{}
 	var errs []error
-	for _, st := range d.topo.SubTopologies {
-		for _, src := range st.Sources {
-			for _, tp := range src.Topics {
-				full := topology.TopicName(app, tp, src.Internal)
-				subOf[full] = st.ID
-				if src.Internal {
-					d.internal[tp] = full
-					continue
-				}
-				n := int(d.partitions[full])
-				if n == 0 {
-					n = 1
-				}
-				if prev, ok := subParts[st.ID]; ok && prev != n {
-					errs = append(errs, fmt.Errorf("sub-topology %d: source topics are not co-partitioned: %q has %d partitions, another source %d", st.ID, full, n, prev))
-				}
-				subParts[st.ID] = n
-			}
+	pp, err := planPartitions(d.topo, app, func(full string) (int, bool) {
+		if n, ok := d.partitions[full]; ok {
+			return int(n), true
+		}
+		return 1, true
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	subParts := pp.sub
+	for full, n := range pp.repartition {
+		if _, ok := d.partitions[full]; !ok {
+			d.partitions[full] = int32(n)
 		}
 	}
-	for changed := true; changed; {
-		changed = false
-		for _, st := range d.topo.SubTopologies {
-			n, ok := subParts[st.ID]
-			if !ok {
-				continue
-			}
-			for _, sink := range st.Sinks {
-				if !sink.Internal {
-					continue
-				}
-				full := topology.TopicName(app, sink.Topics[0], true)
-				d.internal[sink.Topics[0]] = full
-				if reader, ok := subOf[full]; ok {
-					if _, done := subParts[reader]; !done {
-						subParts[reader] = n
-						changed = true
-					}
-				}
-				if _, ok := d.partitions[full]; !ok {
-					d.partitions[full] = int32(n)
-				}
+	for _, n := range d.topo.Nodes {
+		if n.Internal {
+			for _, tp := range n.Topics {
+				d.internal[tp] = topology.TopicName(app, tp, true)
 			}
 		}
 	}
@@ -306,8 +281,7 @@ func (d *TestDriver) planTopics() (map[int]int, error) {
 	for _, st := range d.topo.SubTopologies {
 		n, ok := subParts[st.ID]
 		if !ok {
-			errs = append(errs, fmt.Errorf("sub-topology %d: cannot derive its partition count", st.ID))
-			continue
+			continue // planPartitions reported it
 		}
 		maxParts = max(maxParts, n)
 		for _, s := range st.Stores {

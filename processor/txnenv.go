@@ -120,8 +120,12 @@ func (k *kafkaTxn) dropState() error {
 
 func (k *kafkaTxn) rewind(first map[partitionKey]int64) error {
 	for tp, off := range first {
-		if _, owned := k.r.tm.taskOf[tp]; !owned {
+		t, owned := k.r.tm.taskOf[tp]
+		if !owned {
 			continue
+		}
+		if t.inputs != nil {
+			t.inputs.drop(tp) // delivered again from off
 		}
 		topic := tp.Topic
 		if err := k.r.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
