@@ -37,9 +37,9 @@ type task struct {
 	lateToDLQ bool // late.records=dlq
 	// inputs orders the records of a task with several input partitions
 	// (partitiongroup.go); nil for a task with one. Poll loop only.
-	inputs *partitionGroup
-	log    *slog.Logger
-	metrics   *metrics
+	inputs  *partitionGroup
+	log     *slog.Logger
+	metrics *metrics
 
 	nodes   map[string]*nodeRT
 	sources map[string]*nodeRT // by full topic name
