@@ -59,7 +59,7 @@ func (k joinKind) String() string {
 // `-right-repartition` (other side), where name is sj.Name, else the Named
 // option, else the upstream node's name.
 //
-// Stores (each a window store retained w.Before+w.After+w.Grace, with a
+// Stores (each a window store retained w.Before+w.After+w.Grace+1ms, with a
 // compact,delete changelog `<application.id>-<store>-changelog`; processing
 // waits for their restore): `<sj.Name>-this-join-store` and
 // `<sj.Name>-other-join-store`, or names generated from the join nodes'
@@ -231,17 +231,26 @@ func withOuter(stores []string, outer string) []string {
 }
 
 // joinStoreSpecs declares the join's stores: both sides' buffers with Kafka
-// Streams' retention (StreamJoinedStoreFactory: window size Before+After,
-// retention size + grace) and the shared outer store, which keeps what it
+// Streams' window size (StreamJoinedStoreFactory: Before+After) and its
+// retention (size + grace) plus one millisecond and the shared outer store, which keeps what it
 // holds until it is emitted or joined.
 func joinStoreSpecs(w JoinWindows, sj StreamJoined, thisName, otherName, outerName string) (this, other, outer StoreSpec) {
 	size := w.Before + w.After
 	if size <= 0 {
 		size = time.Millisecond // a window store needs a positive size; [t, t] joins equal timestamps
 	}
+	// KS retains before+after+grace, and its buffers expire by their own
+	// largest timestamp, which lags the join's stream time whenever the
+	// other side is ahead. Ours expire by the task's stream time, under
+	// which a record at exactly stream time - (before+after+grace) would be
+	// gone while a record that is not late can still join it (a left record
+	// at t arriving at stream time t+grace joins right records down to
+	// t-before). One millisecond more keeps every record a record that is
+	// not late can join.
+	retention := w.Before + w.After + w.Grace + time.Millisecond
 	buffer := func(name string, v serde.Serde) StoreSpec {
 		spec := StoreSpec{Name: name, KeySerde: sj.Key, Kind: WindowStoreKind,
-			Retention: w.Before + w.After + w.Grace, WindowSize: size, Grace: w.Grace}
+			Retention: retention, WindowSize: size, Grace: w.Grace}
 		if sj.Key != nil && v != nil {
 			spec.ValueSerde = joinBufferSerde{Inner: v}
 		}
