@@ -33,6 +33,11 @@ import (
 //	skipped right -:x@6     <- a record dropped for its nil key or value
 //
 //	restart                 <- reopen the driver on the same state directory
+//	describe                <- the topology's Describe()
+//
+// new takes join=inner|left|outer, before, after and grace in ms, and
+// optionally name= (StreamJoined.Name) and rekey=true (the right side's key
+// is changed upstream, so the join repartitions it).
 //
 // The joiner is KS's MockValueJoiner.TOSTRING_JOINER: left+"+"+right, nil
 // printed as "null". Keys and values are strings.
@@ -75,10 +80,15 @@ type joinScript struct {
 var joinStr = serde.String{}
 
 // joinTopology builds left.<kind>Join(right) over w into "out".
-func joinTopology(kind string, w topology.JoinWindows, name string) (*topology.Topology, error) {
+// With rekey, the right side's key goes through SelectKey (unchanged), so
+// the join must repartition it.
+func joinTopology(kind string, w topology.JoinWindows, name string, rekey bool) (*topology.Topology, error) {
 	b := topology.NewBuilder()
 	left := b.Stream([]string{"left"}, topology.Consumed{Key: joinStr, Value: joinStr})
 	right := b.Stream([]string{"right"}, topology.Consumed{Key: joinStr, Value: joinStr})
+	if rekey {
+		right = right.SelectKey(func(k, _ any) any { return k })
+	}
 	joiner := func(_, l, r any) (any, error) {
 		if l == nil {
 			l = "null"
@@ -117,7 +127,7 @@ func newJoinScript(t *testing.T, d *datadriven.TestData) *joinScript {
 		return time.Duration(n) * time.Millisecond
 	}
 	w := topology.JoinWindows{Before: ms("before"), After: ms("after"), Grace: ms("grace")}
-	topo, err := joinTopology(args["join"], w, args["name"])
+	topo, err := joinTopology(args["join"], w, args["name"], args["rekey"] == "true")
 	if err != nil {
 		t.Fatalf("%s: %v", d.Pos, err)
 	}
