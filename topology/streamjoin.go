@@ -25,24 +25,7 @@ import (
 // The runtime is in streamjoinproc.go, the store layout in
 // streamjoinstore.go.
 
-// joinKind is inner, left or outer.
-type joinKind int
-
-const (
-	innerJoin joinKind = iota
-	leftJoin
-	outerJoin
-)
-
-func (k joinKind) String() string {
-	switch k {
-	case leftJoin:
-		return "left-join"
-	case outerJoin:
-		return "outer-join"
-	}
-	return "join"
-}
+// joinKind (inner, left, outer) is tablejoin.go's, shared with the table joins.
 
 // Join joins this stream with other over a window: a record of this stream
 // at t joins every record of other with the same key and a timestamp in
