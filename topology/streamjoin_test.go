@@ -220,4 +220,3 @@ func orDash(x any) string {
 	}
 	return fmt.Sprint(x)
 }
-
