@@ -25,6 +25,9 @@ type topicPlan struct {
 	// copart is what the group subscribes to, and which partitions follow
 	// the ones it assigns (copartition.go).
 	copart copartitions
+	// topics is the partition count of every existing topic (full name) at
+	// startup, before anything was created.
+	topics map[string]int
 }
 
 // prepareTopics checks source topics, derives partition counts (through
@@ -47,7 +50,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 	if err := r.chooseSourceChangelogs(ctx, admin, existing); err != nil {
 		return nil, err
 	}
-	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}, repartition: map[string]bool{}}
+	plan := &topicPlan{partitions: map[int]int{}, subOf: map[string]int{}, changelogs: map[string]bool{}, repartition: map[string]bool{}, topics: existing}
 	var errs []error
 	pp, err := planPartitions(r.topo, app, func(full string) (int, bool) { n, ok := existing[full]; return n, ok })
 	if err != nil {

@@ -58,6 +58,10 @@ type Runner struct {
 	failures workerFailures
 	// producerFatal is set by the delivery drainer on a fatal producer error.
 	producerFatal atomic.Pointer[error]
+	// globals keeps the global tables (globalstore.go); globalFatal is set
+	// when their updater stops on an error.
+	globals     *globalStores
+	globalFatal atomic.Pointer[error]
 
 	purge *purger // repartition topics' consumed records; nil without any
 }
@@ -260,7 +264,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	defer restoreConsumer.Close()
 	go r.drainLogs("restore-consumer", restoreConsumer.Logs())
 
+	if err := r.startGlobals(ctx); err != nil {
+		r.consumer.Close()
+		return err
+	}
 	r.tm = newTaskManager(r.cfg, r.topo, r.db, func() *collector { return &collector{p: r.producer, tracker: r.tracker} }, r.log, r.m)
+	r.tm.globals = r.globals
 	rctx, stopRestorer := context.WithCancel(ctx)
 	restorerDone := make(chan struct{})
 	go r.tm.restorer(rctx, restoreConsumer, restorerDone)
@@ -491,6 +500,9 @@ func (r *Runner) loop(ctx context.Context) error {
 		}
 		if p := r.producerFatal.Load(); p != nil {
 			return fmt.Errorf("%w: producer: %w", ErrFatal, *p)
+		}
+		if p := r.globalFatal.Load(); p != nil {
+			return fmt.Errorf("%w: global tables: %w", ErrFatal, *p)
 		}
 		if err := r.tm.handleRestores(r.consumer); err != nil {
 			return err

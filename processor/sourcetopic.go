@@ -99,12 +99,20 @@ func sourceRecordConverter(topo *topology.Topology, spec topology.StoreSpec, top
 			src = n
 		}
 	}
-	ts, ok := spec.ValueSerde.(serde.Timestamped)
-	if src == nil || !ok {
-		return nil, fmt.Errorf("store %s: no table source reads %q with timestamped values", spec.Name, spec.SourceTopic)
+	if src == nil {
+		return nil, fmt.Errorf("store %s: no table source reads %q", spec.Name, spec.SourceTopic)
 	}
+	return recordConverter(spec, src.KeySerde, src.ValueSerde, src.Timestamp, topic), nil
+}
+
+// recordConverter is sourceRecordConverter with the source's serdes and
+// timestamp extractor (nil: the record's timestamp) given; a global table
+// (globalstore.go) has no source node.
+func recordConverter(spec topology.StoreSpec, keySerde, valueSerde serde.Serde, extract topology.TimestampExtractor,
+	topic string) func(changelog.ChangelogRecord) (changelog.ChangelogRecord, bool) {
+	ts := spec.ValueSerde.(serde.Timestamped)
 	return func(r changelog.ChangelogRecord) (changelog.ChangelogRecord, bool) {
-		k, err := src.KeySerde.Deserialize(topic, r.Key)
+		k, err := keySerde.Deserialize(topic, r.Key)
 		if err != nil || k == nil {
 			return r, false
 		}
@@ -116,13 +124,13 @@ func sourceRecordConverter(topo *topology.Topology, spec topology.StoreSpec, top
 		if r.Value == nil {
 			return out, true
 		}
-		v, err := src.ValueSerde.Deserialize(topic, r.Value)
+		v, err := valueSerde.Deserialize(topic, r.Value)
 		if err != nil {
 			return r, false
 		}
 		rec := topology.Record{Key: k, Value: v, Timestamp: r.Timestamp}
-		if src.Timestamp != nil {
-			if rec.Timestamp, err = src.Timestamp(rec); err != nil {
+		if extract != nil {
+			if rec.Timestamp, err = extract(rec); err != nil {
 				return r, false
 			}
 		}
@@ -132,7 +140,7 @@ func sourceRecordConverter(topo *topology.Topology, spec topology.StoreSpec, top
 			}
 		}
 		return out, true
-	}, nil
+	}
 }
 
 // chooseSourceChangelogs decides, for every store of a table read from a
@@ -146,7 +154,7 @@ func sourceRecordConverter(topo *topology.Topology, spec topology.StoreSpec, top
 func (r *Runner) chooseSourceChangelogs(ctx context.Context, admin *kafka.AdminClient, existing map[string]int) error {
 	var names []string
 	for _, spec := range r.topo.Stores {
-		if full := topology.TopicName(r.cfg.ApplicationID, spec.SourceTopic, false); spec.SourceTopic != "" && existing[full] > 0 {
+		if full := topology.TopicName(r.cfg.ApplicationID, spec.SourceTopic, false); spec.SourceTopic != "" && !spec.Global && existing[full] > 0 {
 			names = append(names, spec.Name)
 		}
 	}

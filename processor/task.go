@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,9 @@ type task struct {
 	lateToDLQ bool // late.records=dlq
 	// inputs orders the records of a task with several input partitions
 	// (partitiongroup.go); nil for a task with one. Poll loop only.
-	inputs  *partitionGroup
+	inputs *partitionGroup
+	// globals are the global tables' views by store name (globalstore.go).
+	globals map[string]topology.KeyValueStore
 	log     *slog.Logger
 	metrics *metrics
 
@@ -683,6 +686,9 @@ func (c *nodeContext) connected(name string, kind topology.StoreKind) stateStore
 }
 
 func (c *nodeContext) Store(name string) topology.KeyValueStore {
+	if g, ok := c.t.globals[name]; ok && slices.Contains(c.n.node.StoreNames, name) {
+		return g // a global table's read-only view (globalstore.go)
+	}
 	return c.connected(name, topology.KeyValueStoreKind).(topology.KeyValueStore)
 }
 

@@ -28,6 +28,7 @@ type taskManager struct {
 	cfg          Config
 	topo         *topology.Topology
 	db           *changelog.DB
+	globals      *globalStores // the global tables every task may read; nil: none
 	newCollector func() *collector
 	log          *slog.Logger
 	m            *metrics
@@ -99,6 +100,7 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 			if err != nil {
 				return nil, err
 			}
+			t.globals = tm.globals.stores()
 			t.lateToDLQ = tm.cfg.LateRecords == LateRecordsDLQ
 			if inputs := taskInputs(tm.topo.SubTopologies[sub], tm.cfg.ApplicationID, tp.Partition); len(inputs) > 1 {
 				t.inputs = newPartitionGroup(inputs, tm.cfg.MaxTaskIdle)
@@ -286,6 +288,7 @@ func (tm *taskManager) wallClockDue(now time.Time) []*task {
 // cleanup deletes state of store partitions not owned for state.cleanup.delay.ms.
 func (tm *taskManager) cleanup(now time.Time) {
 	owned := map[changelog.StorePartition]bool{}
+	tm.globals.owned(owned)
 	for _, t := range tm.tasks {
 		for name := range t.stores {
 			owned[changelog.StorePartition{Store: name, Partition: t.partition}] = true

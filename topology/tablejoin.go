@@ -82,13 +82,15 @@ func (p *streamTableJoinProcessor) Process(r Record) error {
 		dropped(p.ctx, "null-value", fmt.Errorf("stream-table join: record with a nil value"))
 		return nil
 	}
+	// KS: a nil table key drops the record, except in a left join of a
+	// record with a nil key (KIP-962), which joins with nil.
 	var other any
-	if r.Key != nil || !p.left {
-		tk := p.keyOf(r.Key, r.Value)
-		if tk == nil {
-			dropped(p.ctx, "null-key", fmt.Errorf("stream-table join: record with a nil join key"))
-			return nil
-		}
+	tk := p.keyOf(r.Key, r.Value)
+	if tk == nil && !(p.left && r.Key == nil) {
+		dropped(p.ctx, "null-key", fmt.Errorf("stream-table join: record with a nil join key"))
+		return nil
+	}
+	if tk != nil {
 		v, _, err := p.get(tk)
 		if err != nil {
 			return err

@@ -54,7 +54,9 @@ func (b *Builder) Build() (*Topology, error) {
 			if _, ok := stores[s]; !ok {
 				errs = append(errs, fmt.Errorf("processor %q: store %q is not declared", n.Name, s))
 			}
-			storeUsers[s] = append(storeUsers[s], n)
+			if !stores[s].Global { // a global store belongs to no sub-topology
+				storeUsers[s] = append(storeUsers[s], n)
+			}
 		}
 	}
 	if len(nodes) == 0 {
@@ -158,6 +160,8 @@ func findCycle(nodes []*Node) []string {
 
 // cut groups nodes into connected components (edges and shared stores join
 // nodes; topics do not) and numbers them in the order of their first node.
+// storeUsers holds the stores sub-topologies own (global stores are not
+// among them).
 func cut(nodes []*Node, storeUsers map[string][]*Node) []*SubTopology {
 	parent := map[*Node]*Node{}
 	var find func(n *Node) *Node
@@ -201,7 +205,7 @@ func cut(nodes []*Node, storeUsers map[string][]*Node) []*SubTopology {
 			st.Sinks = append(st.Sinks, n)
 		}
 		for _, s := range n.StoreNames {
-			if !contains(st.Stores, s) {
+			if _, owned := storeUsers[s]; owned && !contains(st.Stores, s) {
 				st.Stores = append(st.Stores, s)
 			}
 		}
@@ -253,9 +257,23 @@ func (t *Topology) Describe() string {
 			}
 		}
 		for _, s := range st.Stores {
+			if src := t.Stores[s].SourceTopic; src != "" {
+				fmt.Fprintf(&sb, "    Store: %s (changelog: %s, the source topic)\n", s, src)
+				continue
+			}
 			fmt.Fprintf(&sb, "    Store: %s (changelog: <application.id>-%s-changelog)\n", s, s)
 		}
 		sb.WriteString("\n")
+	}
+	var globals []string
+	for name, spec := range t.Stores {
+		if spec.Global {
+			globals = append(globals, name)
+		}
+	}
+	sort.Strings(globals)
+	for _, name := range globals {
+		fmt.Fprintf(&sb, "  Global store: %s (topic: %s; every instance holds all partitions)\n", name, t.Stores[name].SourceTopic)
 	}
 	return sb.String()
 }
