@@ -34,7 +34,18 @@ import (
 // "+"). Each output line is a forwarded record: windowed key, value (nil for
 // a tombstone) and timestamp.
 func TestWindowsDatadriven(t *testing.T) {
-	datadriven.Walk(t, "testdata/windows", func(t *testing.T, path string) {
+	walkWindowScripts(t, "testdata/windows")
+}
+
+// TestSuppressDatadriven runs the scripts in testdata/suppress, Kafka
+// Streams' suppress(untilWindowCloses) cases, in the format of
+// TestWindowsDatadriven: KS's suppression is our EmitOnWindowClose.
+func TestSuppressDatadriven(t *testing.T) {
+	walkWindowScripts(t, "testdata/suppress")
+}
+
+func walkWindowScripts(t *testing.T, dir string) {
+	datadriven.Walk(t, dir, func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			if d.Cmd != "run" {
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
