@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 )
 
 // DefaultCacheSize is the block cache size used when Options.CacheSize is 0.
@@ -37,6 +38,9 @@ type Options struct {
 	// partition keeps for reads (see Store). Default (0) 16384; negative
 	// disables it.
 	StoreCacheEntries int
+	// FS is the file system Pebble uses; default (nil) the operating
+	// system's, vfs.Default.
+	FS vfs.FS
 	// Logger receives restore progress, wipes and Pebble's own messages
 	// (Pebble's informational messages at Debug). Default (nil) slog.Default().
 	Logger *slog.Logger
@@ -104,6 +108,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		FormatMajorVersion: pebbleFormat,
 		Logger:             pebbleLogger{opts.Logger},
 		MemTableSize:       memTableSize,
+		FS:                 opts.FS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("changelog: open %s: %w", dir, err)

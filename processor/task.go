@@ -50,6 +50,10 @@ type task struct {
 	coll    *collector
 
 	streamTime time.Time
+	// before: while a record is processed, the stream time before it, by
+	// which window and session stores hide expired entries (see newStore);
+	// nil otherwise.
+	before     *time.Time
 	puncts     []*punctuation
 	current    *topology.RecordMetadata // input record being processed; nil in a punctuator
 	currentMsg *kafka.Message           // its original bytes, for the dead-letter topic
@@ -162,6 +166,18 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 // declares.
 func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string, coll *collector) (stateStore, error) {
 	streamTime := func() time.Time { return t.streamTime }
+	// Window and session stores hide the entries expired by the stream time
+	// before the record being processed, as Kafka Streams' segmented stores
+	// do by the largest timestamp written before it: so a record at a new
+	// stream time still sees (and merges with) the session a gap before it,
+	// as in KS's SuppressScenarioTest.shouldSupportFinalResultsForSessionWindows.
+	// Segments are still dropped by the stream time after it, at flush.
+	visible := func() time.Time {
+		if t.before != nil {
+			return *t.before
+		}
+		return t.streamTime
+	}
 	dropped := func(reason string) { t.metrics.dropped.WithLabelValues(reason).Inc() }
 	switch spec.Kind {
 	case topology.WindowStoreKind:
@@ -169,13 +185,13 @@ func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string,
 		if err != nil {
 			return nil, fmt.Errorf("task %s: window store %s: %w", t.id, spec.Name, err)
 		}
-		return newWindowStore(spec, ws, topic, t.partition, coll, streamTime, dropped), nil
+		return newWindowStore(spec, ws, topic, t.partition, coll, streamTime, visible, dropped), nil
 	case topology.SessionStoreKind:
 		ss, err := db.SessionStore(spec.Name, t.partition, changelog.SessionOptions{Retention: spec.Retention})
 		if err != nil {
 			return nil, fmt.Errorf("task %s: session store %s: %w", t.id, spec.Name, err)
 		}
-		return newSessionStore(spec, ss, topic, t.partition, coll, streamTime, dropped), nil
+		return newSessionStore(spec, ss, topic, t.partition, coll, streamTime, visible, dropped), nil
 	}
 	if spec.TTL > 0 {
 		return newTTLStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll, streamTime), nil
@@ -423,6 +439,9 @@ func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetada
 	if ms := rec.Timestamp.UnixMilli(); ms < 0 {
 		return perr("timestamp", fmt.Errorf("%w: %d", topology.ErrNegativeTimestamp, ms))
 	}
+	before := t.streamTime
+	t.before = &before
+	defer func() { t.before = nil }()
 	if rec.Timestamp.After(t.streamTime) {
 		t.streamTime = rec.Timestamp
 	}

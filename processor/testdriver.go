@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/eos-runner/eos-runner/changelog"
@@ -35,7 +35,10 @@ import (
 //  2. The record is committed at once, as if commit.interval.ms were zero:
 //     its outputs become readable, its store writes and their changelog
 //     checkpoints go to Pebble in one DB.Commit, and the tasks' stream time
-//     and punctuation schedules become their committed point.
+//     and punctuation schedules become their committed point. (With
+//     TestDriverConfig.ManualCommit the commit waits for Commit, and Abort
+//     can drop it instead, as the runner's transaction spans every record of
+//     a commit interval.)
 //  3. Records the commit made visible in a topic the topology reads itself
 //     (a repartition topic, or a sink topic that is also a source) are
 //     processed next, one at a time, each committed in turn, in the order
@@ -64,7 +67,6 @@ type TestDriver struct {
 	ctx  context.Context
 
 	db      *changelog.DB
-	tempDir string // removed by Close; "" when the caller gave StateDir
 	metrics *metrics
 	tracker *deliveryTracker
 	prod    *driverProducer
@@ -100,10 +102,12 @@ type TestDriverConfig struct {
 	// DLQTopic is the dead-letter topic, as Config.DLQTopic; default
 	// `<application.id>-dlq`.
 	DLQTopic string
-	// StateDir holds the Pebble DB. Default: a new temporary directory that
-	// Close removes. A directory given here is kept, and a driver opened on
-	// it again starts from the stores' committed contents (its stream time
-	// starts afresh: the runner keeps that with the committed offsets).
+	// StateDir holds the Pebble DB. Default: none, the DB lives in memory
+	// (Pebble's vfs.NewMem: the same code without files or fsyncs, so a
+	// driver opens in about a millisecond) and is gone at Close. A directory
+	// given here is kept, and a driver opened on it again starts from the
+	// stores' committed contents (its stream time starts afresh: the runner
+	// keeps that with the committed offsets).
 	StateDir string
 	// WallClock is where the driver's wall clock starts; default the Unix
 	// epoch, so that tests are reproducible.
@@ -111,6 +115,17 @@ type TestDriverConfig struct {
 	// Logger receives the tasks' logs (dead-lettered records and such).
 	// Default: discarded.
 	Logger *slog.Logger
+	// ManualCommit leaves what PipeInput, PipeRecord and
+	// AdvanceWallClockTime do (outputs, store writes, stream time,
+	// punctuation schedules) in one open transaction until Commit commits it
+	// or Abort rolls it back, as the runner's transaction spans every record
+	// of a commit.interval.ms and an abortable failure drops it whole.
+	// Records written to internal topics become readable, and are processed,
+	// at Commit, into the next open transaction, as the runner's read_committed
+	// consumer sees them. An error a call returns aborts the open
+	// transaction, not just the failed record; a store view's write commits
+	// it. Default false: every call commits (commit.interval.ms zero).
+	ManualCommit bool
 }
 
 // AnyPartition in TestRecord.Partition asks PipeRecord to choose the
@@ -187,18 +202,16 @@ func NewTestDriver(topo *topology.Topology, cfg TestDriverConfig) (_ *TestDriver
 		return nil, err
 	}
 	dir := cfg.StateDir
+	var fs vfs.FS // the operating system's
 	if dir == "" {
-		if dir, err = os.MkdirTemp("", "eos-testdriver-"); err != nil {
-			return nil, fmt.Errorf("test driver: %w", err)
-		}
-		d.tempDir = dir
+		dir, fs = "state", vfs.NewMem()
 	}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	d.db, err = changelog.Open(dir, changelog.Options{CacheSize: 8 << 20, Logger: cfg.Logger})
+	d.db, err = changelog.Open(dir, changelog.Options{CacheSize: 8 << 20, Logger: cfg.Logger, FS: fs})
 	if err != nil {
 		return nil, fmt.Errorf("test driver: %w", err)
 	}
@@ -404,7 +417,7 @@ func (d *TestDriver) PipeRecord(r TestRecord) error {
 	}
 	r.Timestamp = time.UnixMilli(r.Timestamp.UnixMilli())
 	r.Offset = d.prod.append(r.Topic, r.Partition)
-	if err := d.processRecord(r); err != nil {
+	if err := d.processRecord(r, false); err != nil {
 		return err
 	}
 	return d.drain()
@@ -427,7 +440,7 @@ func (d *TestDriver) AdvanceWallClockTime(by time.Duration) error {
 			d.abort()
 			return err
 		}
-		if err := d.commit(); err != nil {
+		if err := d.settle(); err != nil {
 			return err
 		}
 		if err := d.drain(); err != nil {
@@ -441,8 +454,9 @@ func (d *TestDriver) AdvanceWallClockTime(by time.Duration) error {
 func (d *TestDriver) WallClockTime() time.Time { return d.now }
 
 // processRecord processes one record of a source topic in its partition's
-// task and commits.
-func (d *TestDriver) processRecord(r TestRecord) error {
+// task and commits (see settle). fed: r is a record of an internal topic,
+// taken from the feed.
+func (d *TestDriver) processRecord(r TestRecord, fed bool) error {
 	t, ok := d.taskOf[partitionKey{r.Topic, r.Partition}]
 	if !ok {
 		return fmt.Errorf("test driver: no task reads %s[%d]", r.Topic, r.Partition)
@@ -463,7 +477,51 @@ func (d *TestDriver) processRecord(r TestRecord) error {
 		d.abort()
 		return err
 	}
+	if fed {
+		d.prod.inflight = append(d.prod.inflight, r)
+	}
+	return d.settle()
+}
+
+// settle ends what a call processed: it commits, unless ManualCommit leaves
+// that to Commit.
+func (d *TestDriver) settle() error {
+	if d.cfg.ManualCommit {
+		return nil
+	}
 	return d.commit()
+}
+
+// Commit commits the open transaction (TestDriverConfig.ManualCommit): its
+// outputs become readable and its store writes go to Pebble, then the
+// records it made visible in internal topics are processed, into the next
+// open transaction. Without ManualCommit every call has committed already
+// and Commit has nothing to do.
+func (d *TestDriver) Commit() error {
+	if d.closed {
+		return errors.New("test driver: closed")
+	}
+	if err := d.commit(); err != nil {
+		return err
+	}
+	return d.drain()
+}
+
+// Abort rolls the open transaction back (TestDriverConfig.ManualCommit), as
+// the runner does on an abortable failure: every task returns to its last
+// commit (stores, stream time, punctuation schedules, processors rebuilt),
+// the records of internal topics it processed are processed again by the
+// next call (the runner rewinds to the committed offsets; input the caller
+// piped is the caller's to pipe again), and the records it produced are
+// dropped. Abort returns them (sink, internal, changelog and dead-letter
+// records, in the order they were produced): in Kafka they would sit in the
+// log as aborted, unseen by read_committed consumers, which lets a test play
+// what a reader without exactly-once would see.
+func (d *TestDriver) Abort() []TestRecord {
+	if d.closed {
+		return nil
+	}
+	return d.abort()
 }
 
 // drain processes the committed records of internal topics, oldest first,
@@ -472,7 +530,7 @@ func (d *TestDriver) drain() error {
 	for len(d.prod.feed) > 0 {
 		r := d.prod.feed[0]
 		d.prod.feed = d.prod.feed[1:]
-		if err := d.processRecord(r); err != nil {
+		if err := d.processRecord(r, true); err != nil {
 			return err
 		}
 	}
@@ -507,17 +565,21 @@ func (d *TestDriver) commit() error {
 	return nil
 }
 
-// abort drops what was produced since the last commit and rolls every task
-// back to its committed point (kafkaTxn.dropState).
-func (d *TestDriver) abort() {
+// abort drops what was produced since the last commit, returning it, and
+// rolls every task back to its committed point (kafkaTxn.dropState).
+func (d *TestDriver) abort() []TestRecord {
 	_, _ = d.tracker.await(d.ctx) // forget the aborted changelog offsets
+	dropped := d.prod.pending
 	d.prod.pending = nil
+	d.prod.feed = append(d.prod.inflight, d.prod.feed...)
+	d.prod.inflight = nil
 	for _, t := range d.tasks {
 		if err := t.rollback(); err != nil {
 			t.log.Error("rollback failed", "err", err)
 		}
 	}
 	d.metrics.aborts.Inc()
+	return dropped
 }
 
 // ReadOutput returns the records written to topic since it was last read,
@@ -554,8 +616,8 @@ func (d *TestDriver) Dropped(reason string) int {
 	return int(counterValue(d.metrics.dropped.WithLabelValues(reason)))
 }
 
-// Close closes the processors and the Pebble DB, and removes the state
-// directory the driver created (not a caller-given StateDir).
+// Close closes the processors and the Pebble DB (an in-memory one is gone
+// with it; a caller-given StateDir is kept).
 func (d *TestDriver) Close() error {
 	if d.closed {
 		return nil
@@ -564,14 +626,10 @@ func (d *TestDriver) Close() error {
 	for _, t := range d.tasks {
 		t.close()
 	}
-	var err error
-	if d.db != nil {
-		err = d.db.Close()
+	if d.db == nil {
+		return nil
 	}
-	if d.tempDir != "" {
-		err = errors.Join(err, os.RemoveAll(d.tempDir))
-	}
-	return err
+	return d.db.Close()
 }
 
 // driverProducer stands in for the transactional producer behind every
@@ -585,6 +643,11 @@ type driverProducer struct {
 	pending []TestRecord           // produced since the last commit
 	out     map[string][]TestRecord
 	feed    []TestRecord // committed records of source topics, not processed yet
+	// inflight: records of feed processed in the open transaction (under
+	// ManualCommit), fed again if it aborts, as the runner rewinds to the
+	// committed offsets. (A record whose processing fails is not among
+	// them: it is dropped, so that the driver stays usable.)
+	inflight []TestRecord
 }
 
 var _ producer = (*driverProducer)(nil)
@@ -624,6 +687,7 @@ func (p *driverProducer) commit() {
 		}
 	}
 	p.pending = nil
+	p.inflight = nil
 }
 
 // murmur2Partition is Java's default partition of a keyed record (and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -577,3 +578,96 @@ type funcProc struct {
 func (p *funcProc) Init(ctx topology.ProcessorContext) error { p.ctx = ctx; return nil }
 func (p *funcProc) Process(r topology.Record) error          { return p.fn(p.ctx, r) }
 func (p *funcProc) Close() error                             { return nil }
+
+// TestDriverManualCommit: under ManualCommit, records stay in the open
+// transaction until Commit (outputs unreadable, repartitioned records
+// processed only after the commit that makes them visible), and Abort drops
+// the transaction whole: outputs returned as aborted, store and stream time
+// back at the last commit, the internal records it processed processed
+// again, so the replay counts as if the first attempt never ran.
+func TestDriverManualCommit(t *testing.T) {
+	b := topology.NewBuilder()
+	b.Stream([]string{"orders"}, strIn).
+		GroupBy(func(_, v any) any { return v }, topology.Grouped{Key: strSerde, Value: strSerde}).
+		WindowedBy(topology.TimeWindows{Size: 10 * time.Millisecond}).
+		Emit(topology.EmitOnWindowClose).
+		Count(topology.Materialized{Name: "per-customer"}).
+		ToStream().
+		To("counts", topology.Produced{Key: serde.TimeWindowed{Inner: strSerde, Size: 10 * time.Millisecond}, Value: serde.Int64{}})
+	d := newDriver(t, b, TestDriverConfig{ManualCommit: true})
+	counts := func() []string {
+		return readKVs(t, d, "counts", serde.TimeWindowed{Inner: strSerde, Size: 10 * time.Millisecond}, serde.Int64{})
+	}
+	pipe(t, d, "orders", "o1", "alice", 1)
+	pipe(t, d, "orders", "o2", "alice", 2)
+	if n := len(d.ReadOutput("per-customer-repartition")); n != 0 {
+		t.Fatalf("%d repartition records readable before Commit", n)
+	}
+	if err := d.Commit(); err != nil { // the repartition records are processed now
+		t.Fatal(err)
+	}
+	if n := len(d.ReadOutput("per-customer-repartition")); n != 2 {
+		t.Fatalf("%d repartition records after Commit, want 2", n)
+	}
+	// o3 at 15 would close alice's window [0,10) with count 2; abort it.
+	pipe(t, d, "orders", "o3", "alice", 15)
+	if err := d.Commit(); err != nil { // commits the count updates of o1, o2 and the repartitioning of o3
+		t.Fatal(err)
+	}
+	aborted := d.Abort() // o3's count update and the final result it closed
+	var topics []string
+	for _, r := range aborted {
+		topics = append(topics, r.Topic)
+	}
+	if !slices.Contains(topics, "counts") || !slices.Contains(topics, "test-driver-per-customer-changelog") {
+		t.Errorf("aborted records in %q, want the final result and changelog records", topics)
+	}
+	if got := counts(); len(got) != 0 {
+		t.Fatalf("counts %q readable after Abort", got)
+	}
+	ws, err := d.WindowStore("per-customer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ws.Get("alice", time.UnixMilli(10)); err != nil || v != nil {
+		t.Errorf("window [10,20) after Abort: %v, %v; want none", v, err)
+	}
+	// o3's repartition record was committed, its processing aborted: the
+	// next call processes it again, as the runner rewinds to the committed
+	// offsets of the repartition topic.
+	for range 2 {
+		if err := d.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counts(); !slices.Equal(got, []string{"alice@0/10=2"}) {
+		t.Errorf("final results %q, want [alice@0/10=2], once", got)
+	}
+	if v, err := ws.Get("alice", time.UnixMilli(10)); err != nil || valueOf(v) != int64(1) {
+		t.Errorf("window [10,20) after the replay: %v, %v; want 1 (o3 counted once)", v, err)
+	}
+}
+
+// TestDriverInMemoryByDefault: without StateDir the driver writes no file
+// (its Pebble DB is in memory), and two drivers share no state.
+func TestDriverInMemoryByDefault(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	build := func() *topology.Builder {
+		b := topology.NewBuilder()
+		b.Stream([]string{"in"}, strIn).GroupByKey(topology.Grouped{Key: strSerde, Value: strSerde}).
+			Count(topology.Materialized{Name: "c"}).ToStream().To("out", topology.Produced{Key: strSerde, Value: serde.Int64{}})
+		return b
+	}
+	d1 := newDriver(t, build(), TestDriverConfig{})
+	d2 := newDriver(t, build(), TestDriverConfig{})
+	pipe(t, d1, "in", "a", "x", 1)
+	pipe(t, d1, "in", "a", "x", 2)
+	pipe(t, d2, "in", "a", "x", 3)
+	if got := readKVs(t, d2, "out", strSerde, serde.Int64{}); !slices.Equal(got, []string{"a=1"}) {
+		t.Errorf("second driver's out %q, want a=1", got)
+	}
+	if entries, err := os.ReadDir(tmp); err != nil || len(entries) != 0 {
+		t.Errorf("files in TMPDIR: %v, %v", entries, err)
+	}
+}

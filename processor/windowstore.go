@@ -37,7 +37,8 @@ type windowed struct {
 	topic      string // changelog topic
 	partition  int32
 	coll       *collector
-	streamTime func() time.Time // the task's
+	streamTime func() time.Time // the task's; expires segments
+	visible    func() time.Time // expires reads: see task.newStore
 	dropped    func(reason string)
 }
 
@@ -50,7 +51,7 @@ func (s *windowed) collector() *collector         { return s.coll }
 // expiredBefore is the first window start (session end) still visible:
 // Kafka Streams' observedStreamTime - retentionPeriod + 1.
 func (s *windowed) expiredBefore() int64 {
-	st := s.streamTime()
+	st := s.visible()
 	if st.IsZero() || s.spec.Retention == topology.RetainForever {
 		return -1 << 63
 	}
@@ -74,8 +75,8 @@ type windowSlot struct {
 }
 
 func newWindowStore(spec topology.StoreSpec, ws *changelog.WindowStore, topic string, partition int32, coll *collector,
-	streamTime func() time.Time, dropped func(string)) *windowStore {
-	return &windowStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
+	streamTime, visible func() time.Time, dropped func(string)) *windowStore {
+	return &windowStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime, visible: visible,
 		dropped: dropped}, ws: ws, overlay: map[windowSlot]overlayEntry{}}
 }
 
@@ -276,8 +277,8 @@ type sessionSlot struct {
 }
 
 func newSessionStore(spec topology.StoreSpec, ss *changelog.SessionStore, topic string, partition int32, coll *collector,
-	streamTime func() time.Time, dropped func(string)) *sessionStore {
-	return &sessionStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime,
+	streamTime, visible func() time.Time, dropped func(string)) *sessionStore {
+	return &sessionStore{windowed: windowed{spec: spec, topic: topic, partition: partition, coll: coll, streamTime: streamTime, visible: visible,
 		dropped: dropped}, ss: ss, overlay: map[sessionSlot]overlayEntry{}}
 }
 

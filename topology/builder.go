@@ -32,6 +32,13 @@ type Materialized struct {
 	// entries not updated within it of stream time (StoreSpec.TTL). Zero:
 	// never.
 	TTL time.Duration
+	// Retention, for a windowed aggregation's store, is how long (of stream
+	// time) windows are kept, Kafka Streams' Materialized.withRetention.
+	// Zero: the least the windows need, which is also the smallest allowed
+	// (Build reports a smaller one): size + grace for TimeWindows, 2 * time
+	// difference + grace for SlidingWindows, gap + grace for
+	// SessionWindows. It sets the changelog's retention.ms too.
+	Retention time.Duration
 }
 
 // KeyValue is one output of FlatMap.

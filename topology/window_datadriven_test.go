@@ -1,4 +1,4 @@
-package topology
+package topology_test
 
 import (
 	"fmt"
@@ -8,25 +8,44 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
 )
 
 // TestWindowsDatadriven runs the scripts in testdata/windows, most of them
-// transcribed from Kafka Streams' own tests (each file names its source).
+// transcribed from Kafka Streams' own tests (each file names its source), on
+// processor.TestDriver: through the runner's tasks, serdes and Pebble window
+// and session stores, with their expiry.
 //
 //	run windows=time size=10 advance=5 grace=100 emit=update agg=concat
 //	A 1 0        <- key value timestamp(ms); value "-" is nil
 //	----
 //	A@0/10 0+1 @0
-//	late A 1 @0  <- a record dropped as late
+//	late A 1 @0  <- a record dropped as late (the driver dead-letters it
+//	                under late.records=dlq)
 //
 // windows: time (size, advance, grace), sliding (diff, grace), session (gap,
-// grace). emit: update (default) or close. agg: concat (init "0", or ""
-// with init=empty; value appended as "+v"; sessions merged as "a+b"), count,
-// or reduce (values joined with "+"). Each output line is a forwarded record:
-// windowed key, value (nil for a tombstone) and timestamp.
+// grace). retention: the store's (Materialized.Retention), where a KS test
+// builds its store with more than the DSL's default. emit: update (default)
+// or close. agg: concat (init "0", or "" with init=empty; value appended as
+// "+v"; sessions merged as "a+b"), count, or reduce (values joined with
+// "+"). Each output line is a forwarded record: windowed key, value (nil for
+// a tombstone) and timestamp.
 func TestWindowsDatadriven(t *testing.T) {
-	datadriven.Walk(t, "testdata/windows", func(t *testing.T, path string) {
+	walkWindowScripts(t, "testdata/windows")
+}
+
+// TestSuppressDatadriven runs the scripts in testdata/suppress, Kafka
+// Streams' suppress(untilWindowCloses) cases, in the format of
+// TestWindowsDatadriven: KS's suppression is our EmitOnWindowClose.
+func TestSuppressDatadriven(t *testing.T) {
+	walkWindowScripts(t, "testdata/suppress")
+}
+
+func walkWindowScripts(t *testing.T, dir string) {
+	datadriven.Walk(t, dir, func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			if d.Cmd != "run" {
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
@@ -55,48 +74,63 @@ func runWindowScript(t *testing.T, d *datadriven.TestData) string {
 		}
 		return time.Duration(n) * time.Millisecond
 	}
-	var w Windows
+	str := serde.String{}
+	var w topology.Windows
+	var outKey serde.Serde
 	switch args["windows"] {
 	case "time":
-		w = TimeWindows{Size: dur("size"), Advance: dur("advance"), Grace: dur("grace")}
+		// A time-windowed key holds the start only; the end is start + size.
+		w, outKey = topology.TimeWindows{Size: dur("size"), Advance: dur("advance"), Grace: dur("grace")},
+			serde.TimeWindowed{Inner: str, Size: dur("size")}
 	case "sliding":
-		w = SlidingWindows{TimeDifference: dur("diff"), Grace: dur("grace")}
+		w, outKey = topology.SlidingWindows{TimeDifference: dur("diff"), Grace: dur("grace")},
+			serde.TimeWindowed{Inner: str, Size: dur("diff")}
 	case "session":
-		w = SessionWindows{Gap: dur("gap"), Grace: dur("grace")}
+		w, outKey = topology.SessionWindows{Gap: dur("gap"), Grace: dur("grace")}, serde.SessionWindowed{Inner: str}
 	default:
 		t.Fatalf("%s: windows=%q", d.Pos, args["windows"])
 	}
-	b := NewBuilder()
-	ws := b.Stream([]string{"in"}, inStr).GroupByKey(Grouped{Key: serde.String{}, Value: serde.String{}}).WindowedBy(w)
+	b := topology.NewBuilder()
+	ws := b.Stream([]string{"in"}, topology.Consumed{Key: str, Value: str}).
+		GroupByKey(topology.Grouped{Key: str, Value: str}).
+		WindowedBy(w)
 	if args["emit"] == "close" {
-		ws = ws.Emit(EmitOnWindowClose)
+		ws = ws.Emit(topology.EmitOnWindowClose)
 	}
-	var tbl *Table
+	m := topology.Materialized{Retention: dur("retention")}
+	var tbl *topology.Table
+	var outValue serde.Serde = str
 	switch args["agg"] {
 	case "concat":
 		init := "0"
 		if args["init"] == "empty" {
 			init = ""
 		}
+		m.Value = str
 		tbl = ws.Aggregate(func() any { return init },
 			func(_, v, agg any) (any, error) { return fmt.Sprintf("%v+%v", agg, v), nil },
 			// KS's MockAggregator/MockInitializer session tests merge
 			// strings as aggOne + "+" + aggTwo
 			func(_, a, b any) (any, error) { return fmt.Sprintf("%v+%v", a, b), nil },
-			Materialized{Value: serde.String{}})
+			m)
 	case "count":
-		tbl = ws.Count(Materialized{})
+		tbl, outValue = ws.Count(m), serde.Int64{}
 	case "reduce":
-		tbl = ws.Reduce(func(agg, v any) (any, error) { return fmt.Sprintf("%v+%v", agg, v), nil }, Materialized{})
+		tbl = ws.Reduce(func(agg, v any) (any, error) { return fmt.Sprintf("%v+%v", agg, v), nil }, m)
 	default:
 		t.Fatalf("%s: agg=%q", d.Pos, args["agg"])
 	}
-	var outKey serde.Serde = serde.TimeWindowed{Inner: serde.String{}, Size: time.Millisecond}
-	if _, ok := w.(SessionWindows); ok {
-		outKey = serde.SessionWindowed{Inner: serde.String{}}
+	tbl.ToStream().To("out", topology.Produced{Key: outKey, Value: outValue})
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatalf("%s: %v", d.Pos, err)
 	}
-	tbl.ToStream().To("out", Produced{Key: outKey, Value: serde.String{}})
-	h := newHarness(t, build(t, b))
+	drv, err := processor.NewTestDriver(topo, processor.TestDriverConfig{
+		ApplicationID: "app", OnError: processor.OnErrorFail, LateRecords: processor.LateRecordsDLQ})
+	if err != nil {
+		t.Fatalf("%s: %v", d.Pos, err)
+	}
+	defer drv.Close()
 	var sb strings.Builder
 	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 		f := strings.Fields(line)
@@ -114,20 +148,29 @@ func runWindowScript(t *testing.T, d *datadriven.TestData) string {
 		if f[1] == "-" {
 			v = nil
 		}
-		before := len(h.out["out"])
-		err = h.pipe("in", Record{Key: f[0], Value: v, Timestamp: at(ts)})
-		for _, r := range h.out["out"][before:] {
+		err = drv.PipeInput("in", f[0], v, time.UnixMilli(ts))
+		out, rerr := drv.ReadRecords("out", outKey, outValue)
+		if rerr != nil {
+			t.Fatalf("%s: %v", d.Pos, rerr)
+		}
+		for _, r := range out {
 			val := r.Value
 			if val == nil {
 				val = "nil"
 			}
-			fmt.Fprintf(&sb, "%v %v @%d\n", r.Key, val, toMillis(r.Timestamp))
+			fmt.Fprintf(&sb, "%v %v @%d\n", r.Key, val, r.Timestamp.UnixMilli())
 		}
-		switch {
-		case err == nil:
-		case IsLate(err):
+		for _, r := range drv.ReadOutput("app-dlq") {
+			rec, derr := r.Decode(serde.Bytes{}, serde.Bytes{})
+			if derr != nil {
+				t.Fatal(derr)
+			}
+			if class := string(rec.Header(processor.HeaderErrorClass)); class != "late" {
+				t.Fatalf("%s: dead-lettered with class %q", d.Pos, class)
+			}
 			fmt.Fprintf(&sb, "late %s %s @%d\n", f[0], f[1], ts)
-		default:
+		}
+		if err != nil {
 			fmt.Fprintf(&sb, "error %s %s @%d: %v\n", f[0], f[1], ts, err)
 		}
 	}

@@ -135,6 +135,14 @@ func (ws *WindowedStream) aggregate(prefix string, m Materialized, valueDefault 
 		return &Table{b: b, s: ws.gs.s, store: m.Name, windowed: true}
 	}
 	spec, bufSpec := windowStoreSpecs(ws.w, m)
+	switch {
+	case m.Retention < 0:
+		b.errorf("store %q: negative retention %v", m.Name, m.Retention)
+	case m.Retention > 0 && m.Retention < spec.Retention:
+		b.errorf("store %q: retention %v is less than the windows need (%v)", m.Name, m.Retention, spec.Retention)
+	case m.Retention > 0:
+		spec.Retention = m.Retention
+	}
 	b.AddStore(spec)
 	stores := []string{spec.Name}
 	if ws.emit == EmitOnWindowClose {
@@ -152,6 +160,7 @@ func (ws *WindowedStream) aggregate(prefix string, m Materialized, valueDefault 
 // buffer, with Kafka Streams' default retentions (TimeWindowedKStreamImpl:
 // size + grace; SlidingWindowedKStreamImpl: 2 * time difference + grace;
 // SessionWindowedKStreamImpl: gap + grace).
+// Materialized.Retention is not applied here.
 func windowStoreSpecs(w Windows, m Materialized) (store, buffer StoreSpec) {
 	var keySerde serde.Serde
 	var valueSerde serde.Serde = serde.Timestamped{Inner: m.Value}

@@ -110,3 +110,42 @@ func TestCheckTimestamp(t *testing.T) {
 		t.Errorf("LateRecordError does not wrap ErrLateRecord: %v", late)
 	}
 }
+
+// TestMaterializedRetention: a windowed store's retention is the windows'
+// need (KS's defaults) unless Materialized.Retention asks for more; less,
+// or negative, fails Build (KS's Materialized.withRetention checks).
+func TestMaterializedRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		w         Windows
+		retention time.Duration
+		want      time.Duration // 0: Build fails
+	}{
+		{"time default", TimeWindows{Size: 10 * msec, Grace: 5 * msec}, 0, 15 * msec},
+		{"time longer", TimeWindows{Size: 10 * msec, Grace: 5 * msec}, time.Hour, time.Hour},
+		{"time too short", TimeWindows{Size: 10 * msec, Grace: 5 * msec}, 14 * msec, 0},
+		{"sliding default", SlidingWindows{TimeDifference: 10 * msec, Grace: 5 * msec}, 0, 25 * msec},
+		{"sliding too short", SlidingWindows{TimeDifference: 10 * msec, Grace: 5 * msec}, 24 * msec, 0},
+		{"session default", SessionWindows{Gap: 10 * msec, Grace: 5 * msec}, 0, 15 * msec},
+		{"session longer", SessionWindows{Gap: 10 * msec}, 30 * msec, 30 * msec},
+		{"negative", SessionWindows{Gap: 10 * msec}, -msec, 0},
+	} {
+		b := NewBuilder()
+		b.Stream([]string{"in"}, inStr).GroupByKey(grpStr).WindowedBy(tc.w).
+			Count(Materialized{Name: "c", Retention: tc.retention})
+		topo, err := b.Build()
+		if tc.want == 0 {
+			if err == nil || !strings.Contains(err.Error(), "retention") {
+				t.Errorf("%s: Build error %v, want one about the retention", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := topo.Stores["c"].Retention; got != tc.want {
+			t.Errorf("%s: retention %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

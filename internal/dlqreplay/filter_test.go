@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eos-runner/eos-runner/processor"
+	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
 )
 
@@ -99,14 +100,9 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// fakeContext records what a processor forwards.
-type fakeContext struct {
-	topology.ProcessorContext
-	out []topology.Record
-}
-
-func (c *fakeContext) Forward(r topology.Record) error { c.out = append(c.out, r); return nil }
-
+// TestTopologyFilter runs the replay topology on processor.TestDriver: DLQ
+// records in with the runner's headers, the matching one out on the target
+// topic with its original key, value, headers and timestamp, byte for byte.
 func TestTopologyFilter(t *testing.T) {
 	cfg := Config{DLQ: "app-dlq", To: "in", Classes: []string{"deserialization"}, FromOffset: Open, ToOffset: Open}
 	topo, err := Topology(cfg)
@@ -120,25 +116,29 @@ func TestTopologyFilter(t *testing.T) {
 	if src == nil || sink == nil || !reflect.DeepEqual(src.Topics, []string{"app-dlq"}) || !reflect.DeepEqual(sink.Topics, []string{"in"}) {
 		t.Fatalf("source %+v, sink %+v: want app-dlq -> in", src, sink)
 	}
-	p := topo.Node(FilterNode).Supplier()
-	ctx := &fakeContext{}
-	if err := p.Init(ctx); err != nil {
+	d, err := processor.NewTestDriver(topo, processor.TestDriverConfig{ApplicationID: "app-dlq-replay", OnError: processor.OnErrorFail})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Close()
 	orig := []topology.Header{{Key: "trace", Value: []byte("t1")}, {Key: "eosx", Value: []byte("kept")}}
 	ts := time.UnixMilli(1700000000000)
-	good := topology.Record{Key: []byte("k"), Value: []byte("abc"), Headers: dlqHeaders("deserialization", "in", "1", orig...), Timestamp: ts}
-	bad := topology.Record{Key: []byte("k"), Value: []byte("-1"), Headers: dlqHeaders("processing", "in", "2", orig...), Timestamp: ts}
+	good := processor.TestRecord{Topic: "app-dlq", Key: []byte("k"), Value: []byte("abc"), Headers: dlqHeaders("deserialization", "in", "1", orig...), Timestamp: ts}
+	bad := processor.TestRecord{Topic: "app-dlq", Key: []byte("k"), Value: []byte("-1"), Headers: dlqHeaders("processing", "in", "2", orig...), Timestamp: ts}
 	inHeaders := append([]topology.Header(nil), good.Headers...)
-	for _, r := range []topology.Record{good, bad} {
-		if err := p.Process(r); err != nil {
+	for _, r := range []processor.TestRecord{good, bad} {
+		if err := d.PipeRecord(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(ctx.out) != 1 {
-		t.Fatalf("forwarded %d records, want 1 (the deserialization one)", len(ctx.out))
+	out := d.ReadOutput("in")
+	if len(out) != 1 {
+		t.Fatalf("forwarded %d records, want 1 (the deserialization one)", len(out))
 	}
-	got := ctx.out[0]
+	got, err := out[0].Decode(serde.Bytes{}, serde.Bytes{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := topology.Record{Key: []byte("k"), Value: []byte("abc"), Headers: orig, Timestamp: ts}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("forwarded %+v, want %+v", got, want)
