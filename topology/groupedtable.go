@@ -81,6 +81,7 @@ func (t *Table) GroupBy(selector func(key, value any) (newKey, newValue any, err
 	}
 	if g.Key == nil || g.Value == nil {
 		t.b.errorf("group-by after %q: a grouped table is always repartitioned: Grouped needs key and value serdes", t.s.node.Name)
+		return gt
 	}
 	t.enableOld()
 	gt.s = t.s.addTable("SELECT", func() Processor {
@@ -200,7 +201,7 @@ func (gt *GroupedTable) Aggregate(init func() any, adder, subtractor func(key, v
 func (gt *GroupedTable) aggregate(prefix, op string, m Materialized, valueDefault serde.Serde, init func() any,
 	add, sub func(key, value, agg any) (any, error)) *Table {
 	b := gt.t.b
-	if gt.s == nil { // GroupBy failed and said why
+	if gt.s == nil { // GroupBy reported why
 		return gt.t
 	}
 	if m.Name == "" {
@@ -244,11 +245,7 @@ func (gt *GroupedTable) repartitioned(store string) *Stream {
 	if name == "" {
 		name = store
 	}
-	var vs serde.Serde
-	if gt.g.Value != nil {
-		vs = changeSerde{inner: gt.g.Value}
-	}
-	gt.repa = gt.s.Repartition(name, Produced{Key: gt.g.Key, Value: vs})
+	gt.repa = gt.s.Repartition(name, Produced{Key: gt.g.Key, Value: changeSerde{inner: gt.g.Value}})
 	return gt.repa
 }
 
