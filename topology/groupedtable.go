@@ -51,9 +51,10 @@ type GroupedTable struct {
 // where name is the Named option, else the aggregation's store name (stable
 // across redeploys). The topic's records carry an update's old and new
 // values together, in Kafka Streams' layout over g.Value; g.Key and g.Value
-// are required. Each aggregation of the result (Count, Reduce, Aggregate)
-// keeps old values flowing from this table, which may make upstream nodes
-// compute them too.
+// are required. Grouping turns on old values for this table (the
+// subtractions need them), so the table nodes upstream compute them too.
+// Named names the repartition topic only; the grouping node is
+// KTABLE-SELECT-... (Kafka Streams names it after Grouped's name too).
 //
 // Counting users per region, from a table of user -> region:
 //
