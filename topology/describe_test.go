@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/eos-runner/eos-runner/serde"
@@ -119,6 +120,30 @@ var describeTopologies = map[string]func(b *Builder){
 			Peek(func(_, _ any) {}).
 			GroupByKey(grpStr).
 			Count(Materialized{Name: "no-repartition"})
+	},
+	"table-groupby-count": func(b *Builder) {
+		b.Table("user-regions", inStr, Materialized{}).
+			GroupBy(func(user, region any) (any, any, error) { return region, user, nil }, grpStr).
+			Count(Materialized{}).
+			ToStream().
+			To("region-counts", outCount)
+	},
+	"table-groupby-named-shared-repartition": func(b *Builder) {
+		byRegion := b.Table("user-regions", inStr, Materialized{Name: "users"}).
+			GroupBy(func(user, region any) (any, any, error) { return region, user, nil }, grpStr, Named("by-region"))
+		byRegion.Count(Materialized{Name: "region-counts"})
+		byRegion.Reduce(
+			func(agg, v any) (any, error) { return agg.(string) + v.(string), nil },
+			func(agg, v any) (any, error) { return agg, nil },
+			Materialized{Name: "region-users"})
+	},
+	"table-groupby-invalid": func(b *Builder) {
+		byRegion := func(user, region any) (any, any, error) { return region, user, nil }
+		users := b.Table("user-regions", inStr, Materialized{Name: "users"})
+		g := users.GroupBy(byRegion, grpStr)
+		g.Count(Materialized{Name: "counts", TTL: time.Hour})
+		g.Aggregate(func() any { return "" }, nil, nil, Materialized{Name: "agg"})
+		users.GroupBy(byRegion, Grouped{Key: serde.String{}}).Count(Materialized{Name: "more-counts"})
 	},
 	"invalid": func(b *Builder) {
 		b.Stream([]string{"x"}, Consumed{}, Named("src")).To("", Produced{}, Named("sink"))
