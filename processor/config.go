@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/eos-runner/eos-runner/schema/registry"
 )
 
 // Processing guarantees, named as Kafka Streams' processing.guarantee values.
@@ -115,9 +117,20 @@ type Config struct {
 	// (partitiongroup.go).
 	MaxTaskIdle   time.Duration `yaml:"-"`
 	MaxTaskIdleMs int           `yaml:"max.task.idle.ms"`
-	// MetricsAddr serves Prometheus metrics at /metrics when set.
+	// MetricsAddr serves Prometheus metrics at /metrics when set; a
+	// host-less address (":9090") binds loopback only (httpserver.go).
 	MetricsAddr string `yaml:"metrics.addr"`
-	// Kafka holds librdkafka properties passed through (see above).
+	// HTTP secures the runner's HTTP endpoints: http.ssl.*, http.basic.auth.user.info,
+	// http.bearer.auth.token (httpserver.go).
+	HTTP HTTPConfig `yaml:",inline"`
+	// SchemaRegistry is how the topology's Avro serdes reach the schema
+	// registry, under Confluent's names (schema.registry.url,
+	// basic.auth.user.info, ...). The runner does not use it itself: the
+	// CLI builds the serdes' registry client from it.
+	SchemaRegistry registry.ClientConfig `yaml:",inline"`
+	// Kafka holds librdkafka properties passed through (see above), the
+	// security settings too (security.protocol, sasl.*, ssl.*: security.go).
+	// Any value may be a ${env:NAME} or ${file:PATH} reference.
 	Kafka map[string]string `yaml:"kafka"`
 }
 
@@ -196,6 +209,9 @@ func (c *Config) Set(key, value string) error {
 	case "metrics.addr":
 		c.MetricsAddr = value
 	default:
+		if c.SchemaRegistry.Set(key, value) || c.HTTP.set(key, value) {
+			return nil
+		}
 		k, ok := strings.CutPrefix(key, "kafka.")
 		if !ok {
 			return fmt.Errorf("config: unknown setting %q (librdkafka properties take a kafka. prefix)", key)
@@ -319,6 +335,7 @@ func (c Config) Validate() error {
 			bad("kafka.%s (%d) must not exceed transaction.timeout.ms (%d)", k, n, c.TransactionTimeout.Milliseconds())
 		}
 	}
+	errs = append(errs, c.validateSecurity()...)
 	keys := make([]string, 0, len(c.Kafka))
 	for k := range c.Kafka {
 		keys = append(keys, k)
