@@ -21,9 +21,22 @@ import (
 const preflightTimeout = 10 * time.Second
 
 // ErrSecurity is wrapped by the error that stops startup because the
-// cluster refused the runner's security settings. It is never retriable:
-// the configuration must change.
+// cluster refused the runner's security settings (a *SecurityError). It is
+// never retriable: the configuration must change.
 var ErrSecurity = errors.New("kafka security")
+
+// SecurityError is a security setting the cluster refused: which one to
+// fix, the brokers, why, and librdkafka's own words (secrets scrubbed).
+type SecurityError struct {
+	Setting, Brokers, Reason, Detail string
+}
+
+func (e *SecurityError) Error() string {
+	return fmt.Sprintf("%s: %s (bootstrap.servers %s): %s", e.Setting, e.Reason, e.Brokers, e.Detail)
+}
+
+// Is makes errors.Is(err, ErrSecurity) hold.
+func (e *SecurityError) Is(target error) bool { return target == ErrSecurity }
 
 // preflight connects to the cluster once, with the settings every client
 // uses, and turns librdkafka's authentication and TLS errors into one error
@@ -37,7 +50,7 @@ func (r *Runner) preflight(ctx context.Context) error {
 		"reconnect.backoff.max.ms": 1000,
 	}))
 	if err != nil {
-		return fmt.Errorf("%w: %w: kafka client: %w", ErrFatal, ErrSecurity, secret.ScrubError(err))
+		return fmt.Errorf("kafka client: %w", secret.ScrubError(err))
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -102,9 +115,13 @@ func securityError(e kafka.Error, brokers string, s kafkasec.Settings) error {
 	msg := secret.Scrub(e.Error())
 	lower := strings.ToLower(msg)
 	wrap := func(setting, format string, args ...any) error {
-		return fmt.Errorf("%w: %w: %s: %s (brokers %s): %s", ErrFatal, ErrSecurity, setting, fmt.Sprintf(format, args...), brokers, msg)
+		return &SecurityError{Setting: setting, Brokers: brokers, Reason: fmt.Sprintf(format, args...), Detail: msg}
 	}
-	switch e.Code() {
+	code := e.Code()
+	if strings.Contains(lower, "sasl authentication error") || strings.Contains(lower, "authentication failed") {
+		code = kafka.ErrAuthentication
+	}
+	switch code {
 	case kafka.ErrAuthentication:
 		if strings.Contains(lower, "mechanism") && (strings.Contains(lower, "unsupported") || strings.Contains(lower, "not supported") || strings.Contains(lower, "not enabled")) {
 			return wrap("kafka.sasl.mechanism", "the broker does not accept mechanism %s", s.Mechanism())
