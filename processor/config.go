@@ -144,16 +144,23 @@ var reserved = []string{"group.id", "transactional.id", "isolation.level", "enab
 // unknown key is an error naming it.
 func LoadConfig(path string) (Config, error) {
 	var c Config
+	err := LoadConfigInto(path, &c)
+	return c, err
+}
+
+// LoadConfigInto reads a YAML file as LoadConfig does, over c: settings the
+// file does not name keep their values in c (kafka.* properties merge).
+func LoadConfigInto(path string, c *Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
+		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, nil
+	return nil
 }
 
 // Set assigns one setting by its Kafka Streams name (as in a YAML file or a
