@@ -3,6 +3,8 @@ package processor
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +92,36 @@ func TestSecurityHTTPLoopbackDefault(t *testing.T) {
 	for in, want := range map[string]string{":9090": "127.0.0.1:9090", "0.0.0.0:9090": "0.0.0.0:9090", "[::1]:1": "[::1]:1"} {
 		if got := loopbackDefault(in); got != want {
 			t.Errorf("loopbackDefault(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSecurityHTTPAuth: with basic auth and a bearer token configured, a
+// request needs one of them.
+func TestSecurityHTTPAuth(t *testing.T) {
+	h := HTTPConfig{BasicAuthUserInfo: "ops:ops-pw", BearerAuthToken: "tok-123"}
+	srv := httptest.NewServer(h.guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })))
+	defer srv.Close()
+	for _, c := range []struct {
+		name string
+		set  func(*http.Request)
+		want int
+	}{
+		{"none", func(*http.Request) {}, 401},
+		{"basic", func(r *http.Request) { r.SetBasicAuth("ops", "ops-pw") }, 200},
+		{"basic wrong", func(r *http.Request) { r.SetBasicAuth("ops", "nope") }, 401},
+		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok-123") }, 200},
+		{"bearer wrong", func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok-124") }, 401},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		c.set(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.name, resp.StatusCode, c.want)
 		}
 	}
 }
