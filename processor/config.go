@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/eos-runner/eos-runner/schema/registry"
 )
 
 // Processing guarantees, named as Kafka Streams' processing.guarantee values.
@@ -115,9 +117,20 @@ type Config struct {
 	// (partitiongroup.go).
 	MaxTaskIdle   time.Duration `yaml:"-"`
 	MaxTaskIdleMs int           `yaml:"max.task.idle.ms"`
-	// MetricsAddr serves Prometheus metrics at /metrics when set.
+	// MetricsAddr serves Prometheus metrics at /metrics when set; a
+	// host-less address (":9090") binds loopback only (httpserver.go).
 	MetricsAddr string `yaml:"metrics.addr"`
-	// Kafka holds librdkafka properties passed through (see above).
+	// HTTP secures the runner's HTTP endpoints: http.ssl.*, http.basic.auth.user.info,
+	// http.bearer.auth.token (httpserver.go).
+	HTTP HTTPConfig `yaml:",inline"`
+	// SchemaRegistry is how the topology's Avro serdes reach the schema
+	// registry, under Confluent's names (schema.registry.url,
+	// basic.auth.user.info, ...). The runner does not use it itself: the
+	// CLI builds the serdes' registry client from it.
+	SchemaRegistry registry.ClientConfig `yaml:",inline"`
+	// Kafka holds librdkafka properties passed through (see above), the
+	// security settings too (security.protocol, sasl.*, ssl.*: security.go).
+	// Any value may be a ${env:NAME} or ${file:PATH} reference.
 	Kafka map[string]string `yaml:"kafka"`
 }
 
@@ -131,16 +144,23 @@ var reserved = []string{"group.id", "transactional.id", "isolation.level", "enab
 // unknown key is an error naming it.
 func LoadConfig(path string) (Config, error) {
 	var c Config
+	err := LoadConfigInto(path, &c)
+	return c, err
+}
+
+// LoadConfigInto reads a YAML file as LoadConfig does, over c: settings the
+// file does not name keep their values in c (kafka.* properties merge).
+func LoadConfigInto(path string, c *Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
+		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, nil
+	return nil
 }
 
 // Set assigns one setting by its Kafka Streams name (as in a YAML file or a
@@ -196,6 +216,9 @@ func (c *Config) Set(key, value string) error {
 	case "metrics.addr":
 		c.MetricsAddr = value
 	default:
+		if c.SchemaRegistry.Set(key, value) || c.HTTP.set(key, value) {
+			return nil
+		}
 		k, ok := strings.CutPrefix(key, "kafka.")
 		if !ok {
 			return fmt.Errorf("config: unknown setting %q (librdkafka properties take a kafka. prefix)", key)
@@ -319,6 +342,7 @@ func (c Config) Validate() error {
 			bad("kafka.%s (%d) must not exceed transaction.timeout.ms (%d)", k, n, c.TransactionTimeout.Milliseconds())
 		}
 	}
+	errs = append(errs, c.validateSecurity()...)
 	keys := make([]string, 0, len(c.Kafka))
 	for k := range c.Kafka {
 		keys = append(keys, k)

@@ -198,6 +198,19 @@ func TestConfigSetCoversEveryYAMLKey(t *testing.T) {
 		if key == "" || key == "-" || key == "kafka" {
 			continue
 		}
+		if key == ",inline" { // a struct of settings, each a string
+			inner := typ.Field(i).Type
+			for j := range inner.NumField() {
+				key := inner.Field(j).Tag.Get("yaml")
+				var c Config
+				if err := c.Set(key, "x"); err != nil {
+					t.Errorf("Set(%q): %v", key, err)
+				} else if reflect.ValueOf(c).Field(i).Field(j).IsZero() {
+					t.Errorf("Set(%q) did not set field %s.%s", key, typ.Field(i).Name, inner.Field(j).Name)
+				}
+			}
+			continue
+		}
 		value := "1"
 		if typ.Field(i).Type.Kind() == reflect.String {
 			value = "x"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +14,9 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/internal/secret"
 	"github.com/eos-runner/eos-runner/serde"
 	"github.com/eos-runner/eos-runner/topology"
 )
@@ -84,11 +83,18 @@ func New(cfg Config, topo *topology.Topology, opts ...Option) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	cfg, err := cfg.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	cfg = cfg.withDefaults()
 	r := &Runner{cfg: cfg, topo: topo, log: slog.Default(), buffered: map[*task]bool{}}
 	for _, o := range opts {
 		o(r)
 	}
+	// Every line the runner logs, librdkafka's forwarded ones included,
+	// passes the secret scrubber.
+	r.log = slog.New(secret.Handler(r.log.Handler()))
 	r.log = r.log.With("application.id", cfg.ApplicationID, "instance.id", cfg.InstanceID)
 	r.m = newMetrics(cfg.ApplicationID)
 	return r, nil
@@ -137,14 +143,16 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 	defer r.db.Close()
 
-	if r.cfg.MetricsAddr != "" {
-		srv := &http.Server{Addr: r.cfg.MetricsAddr, Handler: promhttp.HandlerFor(r.m.reg, promhttp.HandlerOpts{})}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.log.Error("metrics server", "err", err)
-			}
-		}()
-		defer srv.Close()
+	stopHTTP, err := r.serveHTTP()
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	// Kafka first, in seconds: a wrong password or an untrusted
+	// certificate stops startup with one error naming the setting
+	// (preflight.go), not a retry storm from every client.
+	if err := r.preflight(ctx); err != nil {
+		return err
 	}
 
 	// Schemas first: a sink whose schema its readers could not read stops

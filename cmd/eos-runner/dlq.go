@@ -22,6 +22,7 @@ func dlqCmd(g *globals) *cobra.Command {
 
 func dlqListCmd(g *globals) *cobra.Command {
 	var brokers, dlq string
+	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Print one line per committed DLQ record: DLQ partition@offset, source topic[partition]@offset, class, message",
@@ -30,8 +31,16 @@ func dlqListCmd(g *globals) *cobra.Command {
 			if brokers == "" || dlq == "" {
 				return usageError{fmt.Errorf("--brokers and --dlq are required")}
 			}
+			cfg, err := cf.load(processor.Config{})
+			if err != nil {
+				return err
+			}
+			opts, err := kafkaOpts(cfg)
+			if err != nil {
+				return err
+			}
 			n := 0
-			_, err := dlqreplay.Scan(cmd.Context(), brokers, dlq, nil, func(e dlqreplay.Entry) error {
+			_, err = dlqreplay.Scan(cmd.Context(), brokers, dlq, nil, func(e dlqreplay.Entry) error {
 				n++
 				msg := strings.ReplaceAll(e.Message, "\n", " ")
 				if len(msg) > 100 {
@@ -40,7 +49,7 @@ func dlqListCmd(g *globals) *cobra.Command {
 				_, err := fmt.Fprintf(g.stdout, "%d@%d\t%s[%d]@%d\t%s\t%s\n", e.Partition, e.Offset,
 					e.SourceTopic, e.SourcePartition, e.SourceOffset, e.Class, msg)
 				return err
-			})
+			}, opts...)
 			if err != nil {
 				return err
 			}
@@ -50,6 +59,7 @@ func dlqListCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&brokers, "brokers", "", "bootstrap servers, comma-separated")
 	cmd.Flags().StringVar(&dlq, "dlq", "", "the dead-letter topic")
+	cf.add(cmd)
 	return cmd
 }
 

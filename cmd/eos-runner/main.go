@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/eos-runner/eos-runner/internal/secret"
 )
 
 func main() {
@@ -43,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(brokerCmd(g), runCmd(g), devCmd(g), describeCmd(g), verifyCmd(g))
-	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g))
+	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g), configCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -56,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ec):
 		return int(ec) // the command printed its own verdict
 	}
-	fmt.Fprintln(stderr, "eos-runner:", err)
+	fmt.Fprintln(stderr, "eos-runner:", secret.Scrub(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return 2
@@ -85,11 +87,13 @@ func (g *globals) setupLog() error {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	// Every handler scrubs secrets (internal/secret): a password resolved
+	// from the environment or a file never reaches a log line.
 	switch g.logFormat {
 	case "json":
-		g.log = slog.New(slog.NewJSONHandler(g.stderr, opts))
+		g.log = slog.New(secret.Handler(slog.NewJSONHandler(g.stderr, opts)))
 	case "text":
-		g.log = slog.New(slog.NewTextHandler(g.stderr, opts))
+		g.log = slog.New(secret.Handler(slog.NewTextHandler(g.stderr, opts)))
 	default:
 		return usageError{fmt.Errorf("--log-format %q: want text or json", g.logFormat)}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,14 +23,23 @@ func (f *configFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "a setting as key=value (repeatable; kafka.* passes through to librdkafka); overrides --config")
 }
 
+// addPersistent adds the flags to cmd and its subcommands.
+func (f *configFlags) addPersistent(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.file, "config", "", "YAML file of settings (bootstrap.servers, kafka.security.protocol, kafka.sasl.*, ...)")
+	cmd.PersistentFlags().StringArrayVar(&f.sets, "set", nil, "a setting as key=value (repeatable; kafka.* passes through to librdkafka); overrides --config")
+}
+
 func (f *configFlags) load(base processor.Config) (processor.Config, error) {
 	cfg := base
+	if len(base.Kafka) > 0 { // the file's kafka.* merge into a copy
+		cfg.Kafka = maps.Clone(base.Kafka)
+	}
 	if f.file != "" {
-		fileCfg, err := processor.LoadConfig(f.file)
-		if err != nil {
+		// Over base: a command's own flags (e.g. verify process --brokers)
+		// stay unless the file names the setting.
+		if err := processor.LoadConfigInto(f.file, &cfg); err != nil {
 			return cfg, err
 		}
-		cfg = fileCfg
 	}
 	for _, kv := range f.sets {
 		k, v, ok := strings.Cut(kv, "=")
@@ -52,11 +62,20 @@ func runCmd(g *globals) *cobra.Command {
 		Short: "Run a built-in topology as a service until SIGTERM or SIGINT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := cf.load(processor.Config{})
+			if err != nil {
+				return err
+			}
+			to.registry = cfg.SchemaRegistry
 			topo, err := to.build(name)
 			if err != nil {
 				return err
 			}
-			return runTopology(cmd.Context(), g, topo, processor.Config{}, &cf)
+			r, err := processor.New(cfg, topo, processor.WithLogger(g.log))
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())

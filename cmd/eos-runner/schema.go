@@ -136,18 +136,23 @@ Internal topics are named with application.id from --config/--set. Exit
 status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if url == "" {
-				return usageError{errors.New("schema check: --registry URL is required")}
-			}
-			topo, err := (&topoFlags{input: input, registryURL: url}).build(name)
-			if err != nil {
-				return err
-			}
 			cfg, err := cf.load(processor.Config{})
 			if err != nil {
 				return err
 			}
-			ok, err := checkTopologySchemas(cmd.Context(), g.stdout, registry.NewClient(url), topo, cfg.ApplicationID)
+			if url == "" && cfg.SchemaRegistry.URL == "" {
+				return usageError{errors.New("schema check: --registry URL (or schema.registry.url in --config/--set) is required")}
+			}
+			tf := &topoFlags{input: input, registryURL: url, registry: cfg.SchemaRegistry}
+			client, err := tf.registryClient()
+			if err != nil {
+				return err
+			}
+			topo, err := tf.build(name)
+			if err != nil {
+				return err
+			}
+			ok, err := checkTopologySchemas(cmd.Context(), g.stdout, client, topo, cfg.ApplicationID)
 			if err != nil {
 				return err
 			}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,6 +58,9 @@ type topoFlags struct {
 	input        string
 	registryURL  string
 	autoRegister bool
+	// registry is the schema registry's client settings from --config/--set
+	// (credentials, TLS); --registry overrides its URL.
+	registry registry.ClientConfig
 }
 
 func (f *topoFlags) add(cmd *cobra.Command) {
@@ -70,8 +75,33 @@ func (f *topoFlags) build(name string) (*topology.Topology, error) {
 		return nil, usageError{fmt.Errorf("--topology %q: unknown (built in: %s)", name, topologyNames())}
 	}
 	o := topoOptions{Input: f.input, AutoRegister: f.autoRegister}
-	if f.registryURL != "" {
-		o.Registry = registry.NewClient(f.registryURL)
+	var err error
+	if o.Registry, err = f.registryClient(); err != nil {
+		return nil, err
 	}
 	return fn(o)
+}
+
+// registryClient returns the schema registry client of the --registry flag
+// and the config's schema.registry.* settings, after one request that
+// proves the URL, the certificate and the credentials (registry.Client.Ping);
+// nil without a URL.
+func (f *topoFlags) registryClient() (*registry.Client, error) {
+	rc := f.registry
+	if f.registryURL != "" {
+		rc.URL = f.registryURL
+	}
+	if rc.URL == "" {
+		return nil, nil
+	}
+	c, err := registry.NewClientFromConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

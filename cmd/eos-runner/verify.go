@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eos-runner/eos-runner/internal/verify"
 	"github.com/eos-runner/eos-runner/processor"
@@ -19,6 +20,17 @@ func verifyCmd(g *globals) *cobra.Command {
 	var brokers string
 	cmd.PersistentFlags().StringVar(&brokers, "brokers", "127.0.0.1:9092", "bootstrap servers")
 	split := func() []string { return strings.Split(brokers, ",") }
+	// --config/--set hold the Kafka security settings (kafka.security.protocol,
+	// kafka.sasl.*, kafka.ssl.*) every subcommand's clients use.
+	var cf configFlags
+	cf.addPersistent(cmd)
+	clientOpts := func() ([]kgo.Opt, error) {
+		cfg, err := cf.load(processor.Config{})
+		if err != nil {
+			return nil, err
+		}
+		return kafkaOpts(cfg)
+	}
 
 	var gen verify.GenerateConfig
 	generate := &cobra.Command{
@@ -27,6 +39,10 @@ func verifyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			gen.Brokers, gen.Logger = split(), g.log
+			var err error
+			if gen.ClientOpts, err = clientOpts(); err != nil {
+				return err
+			}
 			res, err := verify.Generate(cmd.Context(), gen)
 			if err != nil {
 				return err
@@ -50,7 +66,6 @@ func verifyCmd(g *globals) *cobra.Command {
 	var input, instance string
 	var commitInterval time.Duration
 	var stateDir string
-	var cf configFlags
 	process := &cobra.Command{
 		Use:   "process",
 		Short: "Run the verification topology (echo, sum, min, max, cnt, windowed count and sum) on the normal runtime",
@@ -74,7 +89,6 @@ func verifyCmd(g *globals) *cobra.Command {
 	process.Flags().StringVar(&instance, "instance-id", "", "instance id (transactional.id suffix); default the host name")
 	process.Flags().DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "commit.interval.ms")
 	process.Flags().StringVar(&stateDir, "state-dir", "", "state.dir")
-	cf.add(process)
 
 	var checkInput, group string
 	check := &cobra.Command{
@@ -85,7 +99,11 @@ func verifyCmd(g *globals) *cobra.Command {
 			if group == "" {
 				group = checkInput + "-verify"
 			}
-			rep, err := verify.Check(cmd.Context(), verify.CheckConfig{Brokers: split(), Input: checkInput, Group: group, Logger: g.log})
+			opts, err := clientOpts()
+			if err != nil {
+				return err
+			}
+			rep, err := verify.Check(cmd.Context(), verify.CheckConfig{Brokers: split(), Input: checkInput, Group: group, Logger: g.log, ClientOpts: opts})
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +26,33 @@ type BrokerConfig struct {
 	// Partitions is the default partition count of auto-created topics (default 4).
 	Partitions int
 	Logger     *slog.Logger
+	// SASLUsers, when any, make the broker require SASL authentication
+	// (SASL_PLAINTEXT, or SASL_SSL with TLS); each user may log in with its
+	// mechanism only. They are superusers: kfake's ACLs stay off.
+	SASLUsers []SASLUser
+	// TLS, when set, makes the listener speak TLS (SSL, or SASL_SSL with
+	// SASLUsers); with ClientCAs and RequireAndVerifyClientCert, clients
+	// need a certificate.
+	TLS *tls.Config
+}
+
+// SASLUser is one SASL login of the broker.
+type SASLUser struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism, User, Password string
+}
+
+// Protocol is the security.protocol a client needs for cfg's broker.
+func (cfg BrokerConfig) Protocol() string {
+	switch {
+	case cfg.TLS != nil && len(cfg.SASLUsers) > 0:
+		return "SASL_SSL"
+	case cfg.TLS != nil:
+		return "SSL"
+	case len(cfg.SASLUsers) > 0:
+		return "SASL_PLAINTEXT"
+	}
+	return "PLAINTEXT"
 }
 
 // Broker is a running embedded broker.
@@ -61,6 +89,20 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if len(cfg.SASLUsers) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.SASLUsers {
+			switch u.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			default:
+				return nil, fmt.Errorf("broker: SASL user %q: mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.User, u.Mechanism)
+			}
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+		}
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(&kfakeLogger{l: cfg.Logger}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eos-runner/eos-runner/internal/kafkasec"
 	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/topology"
 )
@@ -80,8 +82,10 @@ func newClient(brokers string, opts ...kgo.Opt) (*kgo.Client, error) {
 //
 // It keeps the transaction markers while reading: they take offsets, so the
 // last stable offset is reached on a marker, not on a record.
-func Scan(ctx context.Context, brokers, dlq string, from map[int32]int64, fn func(Entry) error) (map[int32]int64, error) {
-	cl, err := newClient(brokers)
+//
+// opts are extra client options: TLS and SASL (kafkasec.FranzOpts).
+func Scan(ctx context.Context, brokers, dlq string, from map[int32]int64, fn func(Entry) error, opts ...kgo.Opt) (map[int32]int64, error) {
+	cl, err := newClient(brokers, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +115,8 @@ func Scan(ctx context.Context, brokers, dlq string, from map[int32]int64, fn fun
 	if len(pending) == 0 {
 		return last, nil
 	}
-	rd, err := newClient(brokers, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{dlq: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	rd, err := newClient(brokers, append(slices.Clone(opts), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{dlq: parts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +190,8 @@ type Result struct {
 // rc.ApplicationID defaults to DefaultApplicationID(cfg.DLQ) and
 // rc.OnError to fail (a replayed record that fails stops the replay rather
 // than going to another DLQ). Run needs rc.BootstrapServers to reach the
-// brokers with franz-go as well, without rc.Kafka's settings (plaintext).
+// brokers with franz-go as well, with rc.Kafka's security settings
+// (security.protocol, sasl.*, ssl.*: kafkasec.FranzOpts).
 func Run(ctx context.Context, cfg Config, rc processor.Config, opts ...processor.Option) (Result, error) {
 	topo, err := Topology(cfg)
 	if err != nil {
@@ -198,7 +203,15 @@ func Run(ctx context.Context, cfg Config, rc processor.Config, opts ...processor
 	if rc.OnError == "" {
 		rc.OnError = processor.OnErrorFail
 	}
-	cl, err := newClient(rc.BootstrapServers)
+	sec, err := rc.KafkaSecurity()
+	if err != nil {
+		return Result{}, err
+	}
+	kopts, err := kafkasec.FranzOpts(sec)
+	if err != nil {
+		return Result{}, err
+	}
+	cl, err := newClient(rc.BootstrapServers, kopts...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -216,7 +229,7 @@ func Run(ctx context.Context, cfg Config, rc processor.Config, opts ...processor
 			res.Skipped++
 		}
 		return nil
-	})
+	}, kopts...)
 	if err != nil {
 		return res, err
 	}

@@ -18,6 +18,8 @@ import (
 type CheckConfig struct {
 	// Brokers are the bootstrap servers.
 	Brokers []string
+	// ClientOpts are extra client options: TLS and SASL (kafkasec.FranzOpts).
+	ClientOpts []kgo.Opt
 	// Input is the input topic T; the outputs are OutputTopics(T).
 	Input string
 	// Group is the consumer group whose committed offsets must cover the
@@ -157,11 +159,11 @@ func Check(ctx context.Context, cfg CheckConfig) (*Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know the position past transaction markers
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("verify: check: client: %w", err)
 	}

@@ -20,6 +20,8 @@ import (
 type GenerateConfig struct {
 	// Brokers are the bootstrap servers.
 	Brokers []string
+	// ClientOpts are extra client options: TLS and SASL (kafkasec.FranzOpts).
+	ClientOpts []kgo.Opt
 	// Topic is the input topic; it is created if it does not exist.
 	Topic string
 	// Records is the number of records to write.
@@ -171,14 +173,14 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 		return GenerateResult{}, err
 	}
 	log := cfg.Logger.With("topic", cfg.Topic)
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		// Each record's partition is computed here (partition.go), so that
 		// it is the named partitioner's and not a client's approximation.
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence requires acks=all
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return GenerateResult{}, fmt.Errorf("verify: generate: client: %w", err)
 	}

@@ -35,6 +35,8 @@ var ErrSchemaNotFound = errors.New("registry: schema id not found")
 type Client struct {
 	url string
 	sr  *srclient.SchemaRegistryClient
+	// auth names the setting holding the credentials (for errors), or "".
+	auth string
 
 	// mu guards byID; never held across a network call.
 	mu   sync.Mutex

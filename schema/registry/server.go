@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,11 @@ type Server struct {
 	// its own lock so read-only handlers can fill it under mu.RLock.
 	parsedMu sync.Mutex
 	parsed   map[int]*schema.Schema
+
+	// users, when not nil, are the only credentials accepted (WithBasicAuth);
+	// tls, when not nil, makes Serve speak HTTPS (WithTLS). Set by Open only.
+	users map[string]string
+	tls   *tls.Config
 }
 
 // Option configures Open.
@@ -154,6 +160,10 @@ type rawBody string
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		unauthorized(w)
+		return
+	}
 	segs, ok := splitPath(r.URL.EscapedPath())
 	var (
 		body     any
@@ -277,7 +287,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	s.log.Info("schema registry listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
+	scheme := "http://"
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+		scheme = "https://"
+	}
+	s.log.Info("schema registry listening", "addr", ln.Addr().String(), "url", scheme+ln.Addr().String(),
+		"tls", s.tls != nil, "basic_auth", s.users != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

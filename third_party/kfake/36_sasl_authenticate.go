@@ -41,8 +41,8 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if c.sasls.plain == nil {
 			return nil, errors.New("invalid sasl")
 		}
-		if p != c.sasls.plain[u] {
-			return nil, errors.New("invalid sasl")
+		if pw, ok := c.sasls.plain[u]; !ok || p != pw {
+			return authFailed(resp, saslPlain), nil
 		}
 		creq.cc.saslStage = saslStageComplete
 		creq.cc.user = u
@@ -57,7 +57,7 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		}
 		a, ok := c.sasls.scram256[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			return authFailed(resp, saslScram256), nil
 		}
 		s0, serverFirst := scramServerFirst(c0, a)
 		resp.SASLAuthBytes = serverFirst
@@ -75,7 +75,7 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		}
 		a, ok := c.sasls.scram512[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			return authFailed(resp, saslScram512), nil
 		}
 		s0, serverFirst := scramServerFirst(c0, a)
 		resp.SASLAuthBytes = serverFirst
@@ -86,7 +86,7 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 	case saslStageAuthScram1:
 		serverFinal, err := creq.cc.s0.serverFinal(req.SASLAuthBytes)
 		if err != nil {
-			return nil, err
+			return authFailed(resp, creq.cc.s0.a.mechanism), nil
 		}
 		resp.SASLAuthBytes = serverFinal
 		creq.cc.saslStage = saslStageComplete
@@ -94,4 +94,15 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 	}
 
 	return resp, nil
+}
+
+// authFailed answers a wrong user or password as Kafka does
+// (SaslServerAuthenticator): SASL_AUTHENTICATION_FAILED with its message,
+// rather than by closing the connection, which clients report as a
+// transport failure and retry. (eos-runner patch, PATCH.md.)
+func authFailed(resp *kmsg.SASLAuthenticateResponse, mechanism string) kmsg.Response {
+	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+	msg := "Authentication failed during authentication due to invalid credentials with SASL mechanism " + mechanism
+	resp.ErrorMessage = &msg
+	return resp
 }
