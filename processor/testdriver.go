@@ -68,6 +68,7 @@ type TestDriver struct {
 
 	db      *changelog.DB
 	metrics *metrics
+	globals *globalStores // global tables, written by PipeInput to their topics
 	tracker *deliveryTracker
 	prod    *driverProducer
 
@@ -222,6 +223,11 @@ func NewTestDriver(topo *topology.Topology, cfg TestDriverConfig) (_ *TestDriver
 	d.tracker = newDeliveryTracker(changelogs)
 	d.prod = &driverProducer{d: d, next: map[partitionKey]int64{}, out: map[string][]TestRecord{}}
 	clock := func() time.Time { return d.now }
+	if d.globals, err = newGlobalStores(d.db, topo, cfg.ApplicationID, func(topic string) (int, bool) {
+		return int(d.partitionCount(topic)), true
+	}, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("test driver: %w", err)
+	}
 	for _, sub := range topo.SubTopologies {
 		for p := range int32(subParts[sub.ID]) {
 			t, err := newTask(topo, sub, p, cfg.ApplicationID, d.db, &collector{p: d.prod, tracker: d.tracker},
@@ -231,6 +237,7 @@ func NewTestDriver(topo *topology.Topology, cfg TestDriverConfig) (_ *TestDriver
 			}
 			t.lateToDLQ = cfg.LateRecords == LateRecordsDLQ
 			t.clock = clock
+			t.globals = d.globals.stores()
 			d.tasks = append(d.tasks, t)
 			for topic := range t.sources {
 				d.taskOf[partitionKey{topic, p}] = t
@@ -378,6 +385,9 @@ func (d *TestDriver) source(topic string) (*topology.Node, error) {
 // TestDriver). It returns the first error the error policy does not absorb.
 func (d *TestDriver) PipeInput(topic string, key, value any, ts time.Time) error {
 	full := d.topicName(topic)
+	if g := d.globalOf(full); g != nil {
+		return d.pipeGlobal(g, key, value, ts)
+	}
 	src, err := d.source(full)
 	if err != nil {
 		return err

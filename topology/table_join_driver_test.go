@@ -63,8 +63,33 @@ func runTableJoinScript(t *testing.T, d *datadriven.TestData) string {
 		return "[" + s(l) + ", " + s(r) + "]", nil
 	}
 	b := topology.NewBuilder()
-	right := b.Table("right", topology.Consumed{Key: str, Value: str}, topology.Materialized{Name: "right-store"})
 	var out *topology.Stream
+	if args["join"] == "stream-globaltable" {
+		right := b.GlobalTable("right", topology.Consumed{Key: str, Value: str}, "right-store")
+		left := b.Stream([]string{"left"}, topology.Consumed{Key: str, Value: str})
+		// The table key: the record key, or with key-of=prefix the value's
+		// part before the first ':' (a foreign key in the value).
+		keyOf := func(k, _ any) any { return k }
+		if args["key-of"] == "prefix" {
+			keyOf = func(_, v any) any {
+				s, _, _ := strings.Cut(v.(string), ":")
+				if s == "" {
+					return nil
+				}
+				return s
+			}
+		}
+		switch args["kind"] {
+		case "inner":
+			out = left.JoinGlobalTable(right, keyOf, joiner)
+		case "left":
+			out = left.LeftJoinGlobalTable(right, keyOf, joiner)
+		default:
+			t.Fatalf("%s: stream-globaltable join kind %q", d.Pos, args["kind"])
+		}
+		return pipeJoinScript(t, d, b, out, args)
+	}
+	right := b.Table("right", topology.Consumed{Key: str, Value: str}, topology.Materialized{Name: "right-store"})
 	switch args["join"] {
 	case "stream-table":
 		left := b.Stream([]string{"left"}, topology.Consumed{Key: str, Value: str})
@@ -96,12 +121,28 @@ func runTableJoinScript(t *testing.T, d *datadriven.TestData) string {
 	default:
 		t.Fatalf("%s: join %q", d.Pos, args["join"])
 	}
+	return pipeJoinScript(t, d, b, out, args)
+}
+
+// pipeJoinScript builds the topology with out written to "out", pipes the
+// script's input and prints what "out" received.
+func pipeJoinScript(t *testing.T, d *datadriven.TestData, b *topology.Builder, out *topology.Stream, args map[string]string) string {
+	str := serde.String{}
 	out.To("out", topology.Produced{Key: str, Value: str})
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatalf("%s: %v", d.Pos, err)
 	}
-	drv, err := processor.NewTestDriver(topo, processor.TestDriverConfig{})
+	cfg := processor.TestDriverConfig{}
+	if n, err := strconv.Atoi(args["partitions"]); err == nil {
+		// The stream and table topics' partition count; a global table's
+		// topic may differ (it is not co-partitioned).
+		cfg.Partitions = map[string]int{"left": n, "right": n}
+		if g, err := strconv.Atoi(args["global-partitions"]); err == nil {
+			cfg.Partitions["right"] = g
+		}
+	}
+	drv, err := processor.NewTestDriver(topo, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

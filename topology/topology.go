@@ -68,7 +68,7 @@ func (b *Builder) Build() (*Topology, error) {
 		t.SubTopologies = cut(nodes, storeUsers)
 	}
 	for _, name := range b.order {
-		if len(storeUsers[name]) == 0 {
+		if len(storeUsers[name]) == 0 && !stores[name].Global { // a global table may be only read by queries
 			errs = append(errs, fmt.Errorf("store %q: not connected to any processor", name))
 		}
 	}
