@@ -133,8 +133,10 @@ func TestWindowChangelogConfigValidatedAtStartup(t *testing.T) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	err = r.Run(rctx)                                                                                                                                                     // returns by itself: startup fails
-	want := fmt.Sprintf("changelog topic %q of a window or session store has retention.ms=1000: it must be at least %d", changelog, (size + 24*time.Hour).Milliseconds()) // the default margin: one day
+	// Run returns by itself: startup fails.
+	err = r.Run(rctx)
+	// The default margin is one day.
+	want := fmt.Sprintf("changelog topic %q of a window or session store has retention.ms=1000: it must be at least %d", changelog, (size + 24*time.Hour).Milliseconds())
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("startup error = %v, want it to contain %q", err, want)
 	}
