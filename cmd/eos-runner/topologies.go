@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eos-runner/eos-runner/examples/enrichment"
 	"github.com/eos-runner/eos-runner/examples/pageviews"
 	"github.com/eos-runner/eos-runner/internal/bench"
 	"github.com/eos-runner/eos-runner/internal/verify"
@@ -32,6 +33,9 @@ type topoOptions struct {
 func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 	return map[string]func(o topoOptions) (*topology.Topology, error){
 		"pageviews": func(o topoOptions) (*topology.Topology, error) { return pageviews.Topology(o.Registry, o.AutoRegister) },
+		// Orders enriched with customers (a table) and matched with payments
+		// (a windowed join): topics customers, orders, payments.
+		"enrichment": func(topoOptions) (*topology.Topology, error) { return enrichment.Topology() },
 		"verify":    func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
 		// The benchmark's topologies (eos-runner bench): filter + mapValues, and
 		// count per key with its changelog; outputs <input>-stateless and <input>-counts.
