@@ -36,7 +36,7 @@ func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 		// Orders enriched with customers (a table) and matched with payments
 		// (a windowed join): topics customers, orders, payments.
 		"enrichment": func(topoOptions) (*topology.Topology, error) { return enrichment.Topology() },
-		"verify":    func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
+		"verify":     func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
 		// The benchmark's topologies (eos-runner bench): filter + mapValues, and
 		// count per key with its changelog; outputs <input>-stateless and <input>-counts.
 		"bench-stateless": func(o topoOptions) (*topology.Topology, error) { return bench.StatelessTopology(o.Input) },
