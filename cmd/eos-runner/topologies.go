@@ -45,6 +45,8 @@ func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 		"bench-windowed": func(o topoOptions) (*topology.Topology, error) { return bench.WindowedTopology(o.Input) },
 		// Dedup by record key with a 1-hour TTL, the kept records unchanged: <input>-dedup.
 		"bench-dedup": func(o topoOptions) (*topology.Topology, error) { return bench.DedupTopology(o.Input) },
+		// The input left-joined with the table read from <input>-table: <input>-joined.
+		"bench-join": func(o topoOptions) (*topology.Topology, error) { return bench.JoinTopology(o.Input) },
 	}
 }
 

@@ -50,7 +50,12 @@ func (k *kafkaClient) close() { k.cl.Close() }
 // createTopic creates topic with partitions partitions (an existing topic is
 // an error: the bench names its topics uniquely).
 func (k *kafkaClient) createTopic(ctx context.Context, topic string, partitions int) error {
-	resp, err := k.adm.CreateTopic(ctx, int32(partitions), -1, nil, topic)
+	return k.createTopicWith(ctx, topic, partitions, nil)
+}
+
+// createTopicWith is createTopic with topic configs.
+func (k *kafkaClient) createTopicWith(ctx context.Context, topic string, partitions int, configs map[string]*string) error {
+	resp, err := k.adm.CreateTopic(ctx, int32(partitions), -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -22,6 +22,7 @@ const (
 	RunStateful  = "stateful"
 	RunWindowed  = "windowed"
 	RunDedup     = "dedup"
+	RunJoin      = "join"
 
 	GuaranteeNone = "none"
 )

@@ -124,6 +124,46 @@ func WindowedTopology(input string) (*topology.Topology, error) {
 	return t, nil
 }
 
+// JoinTableTopic is the compacted topic the join topology reads as a table
+// for input: one record per key of the workload, written before the input.
+func JoinTableTopic(input string) string { return input + "-table" }
+
+// JoinOutput is the topic the join topology writes for input.
+func JoinOutput(input string) string { return input + "-joined" }
+
+// StoreJoinTable is the join topology's table store; its changelog is its
+// source topic, JoinTableTopic(input).
+const StoreJoinTable = "join-table"
+
+// JoinTopology is the "bench-join" built-in: input (string keys, byte
+// values) left-joined with the table read from JoinTableTopic(input) (Kafka
+// Streams' KStream-KTable join; the table's store restores from its compacted
+// source topic, with no changelog of its own), each output the stream value
+// followed by the table's, to JoinOutput(input). Both topics share one task
+// per partition, which takes their records in timestamp order.
+func JoinTopology(input string) (*topology.Topology, error) {
+	if input == "" {
+		return nil, errors.New("bench: join topology: empty input topic")
+	}
+	b := topology.NewBuilder()
+	table := b.Table(JoinTableTopic(input), topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}},
+		topology.Materialized{Name: StoreJoinTable})
+	b.Stream([]string{input}, topology.Consumed{Key: serde.String{}, Value: serde.Bytes{}}).
+		LeftJoinTable(table, func(_, l, r any) (any, error) {
+			out := append([]byte(nil), l.([]byte)...)
+			if r != nil {
+				out = append(out, r.([]byte)...)
+			}
+			return out, nil
+		}, topology.Joined{}).
+		To(JoinOutput(input), topology.Produced{Key: serde.String{}, Value: serde.Bytes{}})
+	t, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("bench: join topology for %q: %w", input, err)
+	}
+	return t, nil
+}
+
 // DedupTopology is the "bench-dedup" built-in: string keys and byte values
 // from input, deduplicated by record key with DedupTTL (Stream.Dedup with
 // ByRecordKey: the keys seen live in a window store expiring by stream time,
