@@ -53,10 +53,9 @@ var fkPartitionings = []struct {
 //	    read collapsed per key (KS's readKeyValuesToMap: the last value of
 //	    each key, sorted by key), and the same for "rejoin-out" prefixed
 //	    "rejoin ".
-//	records
-//	    the same, but every record of "out" in order, with its timestamp
-//	    (scripts use it with one partition's order in mind only where
-//	    the order is the same for every partitioning).
+//	pipe records
+//	    the same, but every record in order, with its timestamp (where the
+//	    order is the same for every partitioning).
 //	store
 //	    the result store's contents (KS's asMap(store)).
 //	subscriptions
@@ -206,9 +205,8 @@ func (s *fkScript) run(t *testing.T, d *datadriven.TestData) string {
 				t.Fatalf("%s: line %q: %v", d.Pos, line, err)
 			}
 		}
-		return s.outputs(t, false)
-	case "records":
-		return s.outputs(t, true)
+		_, all := fkArgs(d)["records"]
+		return s.outputs(t, all)
 	case "store":
 		kv, err := s.drv.KeyValueStore("store")
 		if err != nil {
