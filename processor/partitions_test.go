@@ -82,3 +82,35 @@ func TestCopartitions(t *testing.T) {
 		t.Fatalf("expand = %v", names)
 	}
 }
+
+// TestPlanPartitionsForeignKeyJoin: a foreign-key join of a 3-partition left
+// table with a 5-partition right table subscribes through a topic of 5
+// partitions (read by the right table's sub-topology) and answers through
+// one of 3 (read by the left's), as Kafka Streams requires.
+func TestPlanPartitionsForeignKeyJoin(t *testing.T) {
+	str := serde.String{}
+	b := topology.NewBuilder()
+	left := b.Table("left", topology.Consumed{Key: str, Value: str}, topology.Materialized{Name: "l"})
+	right := b.Table("right", topology.Consumed{Key: str, Value: str}, topology.Materialized{Name: "r"})
+	left.JoinForeignKey(right, func(v any) (any, error) { return v, nil },
+		func(_, l, r any) (any, error) { return l, nil }, topology.ForeignKeyJoined{Name: "fk", Result: str}).
+		ToStream().To("out", topology.Produced{Key: str, Value: str})
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{"left": 3, "right": 5}
+	pp, err := planPartitions(topo, "app", func(full string) (int, bool) { n, ok := counts[full]; return n, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]int{"app-fk-subscription-registration-topic": 5, "app-fk-subscription-response-topic": 3} {
+		if n := pp.repartition[topic]; n != want {
+			t.Errorf("%s: %d partitions, want %d", topic, n, want)
+		}
+	}
+	if pp.subOf["app-fk-subscription-registration-topic"] != pp.subOf["right"] ||
+		pp.subOf["app-fk-subscription-response-topic"] != pp.subOf["left"] {
+		t.Errorf("readers %v", pp.subOf)
+	}
+}
