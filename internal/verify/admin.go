@@ -63,15 +63,21 @@ func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) (map[
 }
 
 // createTopic creates topic with the given partition count and the broker's
-// default replication factor. created is false when the topic already
-// existed; its partition count is then returned as found.
-func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) (created bool, count int32, err error) {
+// default replication factor, and configs (nil: the broker's defaults).
+// created is false when the topic already existed; its partition count is
+// then returned as found, and its configs are left as they are.
+func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, configs map[string]string) (created bool, count int32, err error) {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30_000
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic = topic
 	rt.NumPartitions = partitions
 	rt.ReplicationFactor = -1 // the broker's default.replication.factor
+	for _, k := range sortedKeys(configs) {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(configs[k])
+		rt.Configs = append(rt.Configs, c)
+	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {

@@ -42,6 +42,10 @@ type Report struct {
 	// (WindowedOutputTopic); nil if that topic does not exist (the input
 	// was processed by a topology without it), and then it is not checked.
 	Windowed *WindowedReport
+	// Joins is what Check found of JoinTopology's join outputs; nil if
+	// neither JoinOutputTopic nor WindowedJoinOutputTopic exists, and then
+	// they are not checked (joins.go).
+	Joins *JoinReport
 	// SpreadKeys is the number of input keys whose records are in more than
 	// one input partition: the input's producer did not partition by key
 	// (librdkafka's random partitioner, a keyless sticky one, explicit
@@ -72,8 +76,12 @@ func (r *Report) Verdict() string {
 			windowed = fmt.Sprintf("; windowed: %d closed windows exact, %d open, %d late %s dropped",
 				w.Closed, w.Open, w.Late, plural(w.Late, "record"))
 		}
-		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys%s%s",
-			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys, spread, windowed)
+		joins := ""
+		if r.Joins != nil {
+			joins = "; joins: " + r.Joins.String()
+		}
+		return fmt.Sprintf("PASS: %d input records, %d outputs x %d, %d keys%s%s%s",
+			r.InputRecords, len(r.Outputs), r.InputRecords, r.Keys, spread, windowed, joins)
 	}
 	var order []string
 	n := map[string]int{}
@@ -170,7 +178,8 @@ func Check(ctx context.Context, cfg CheckConfig) (*Report, error) {
 	defer cl.Close()
 
 	topics := append([]string{cfg.Input}, OutputTopics(cfg.Input)...)
-	topics = append(topics, WindowedOutputTopic(cfg.Input))
+	topics = append(topics, WindowedOutputTopic(cfg.Input),
+		RefTopic(cfg.Input), JoinOutputTopic(cfg.Input), WindowedJoinOutputTopic(cfg.Input))
 	counts, err := partitionCounts(ctx, cl, topics)
 	if err != nil {
 		return nil, fmt.Errorf("verify: check: %w", err)
@@ -197,6 +206,11 @@ func Check(ctx context.Context, cfg CheckConfig) (*Report, error) {
 		return nil, fmt.Errorf("verify: check: %w", err)
 	}
 	s := snapshot{input: cfg.Input, group: cfg.Group, counts: counts, ends: e, records: recs, committed: committed}
+	if n, ok := counts[RefTopic(cfg.Input)]; ok {
+		if s.refCommitted, err = committedOffsets(ctx, cl, cfg.Group, RefTopic(cfg.Input), n); err != nil {
+			return nil, fmt.Errorf("verify: check: %w", err)
+		}
+	}
 	r := s.evaluate()
 	log.Info("verify check: done", "elapsed", time.Since(start).Round(time.Millisecond), "verdict", r.Verdict())
 	return r, nil
@@ -210,6 +224,10 @@ type snapshot struct {
 	ends         map[topicPartition]ends
 	records      map[topicPartition][]record // committed records, offset order
 	committed    map[int32]int64             // input partition -> group's offset, -1 none
+	refCommitted map[int32]int64             // RefTopic partition -> group's offset, -1 none
+	// refs is each input partition's table for the stream-table join
+	// (refTables), set by checkTableJoin before it uses want.
+	refs []map[string]string
 }
 
 // expected is one expected output record, with the input record it answers.
@@ -281,6 +299,8 @@ func (s *snapshot) want(k *keyState, suffix string) [][]expected {
 			text = formatDecimal(hi)
 		case suffixCnt:
 			text = formatDecimal(n)
+		case suffixJoin:
+			text = formatDecimal(v) + "|" + s.refText(ref.partition, rec.key)
 		}
 		cur = append(cur, expected{ref.partition, rec.offset, text})
 	}
@@ -378,6 +398,9 @@ func (s *snapshot) evaluate() *Report {
 
 	// The windowed output, if the topology has one.
 	s.checkWindowed(r, keys, violate)
+
+	// The join outputs, if the topology has them.
+	s.checkJoins(r, keys, keyOrder, violate)
 
 	// No open transaction anywhere.
 	for _, topic := range sortedKeys(s.counts) {

@@ -393,7 +393,7 @@ func createTopics(t *testing.T, brokers []string, topics []string) {
 	t.Helper()
 	cl := newClient(t, brokers)
 	for _, topic := range topics {
-		if _, _, err := createTopic(testContext(t), cl, topic, testPartitions); err != nil {
+		if _, _, err := createTopic(testContext(t), cl, topic, testPartitions, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

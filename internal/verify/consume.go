@@ -15,7 +15,9 @@ type record struct {
 	key    string
 	nilKey bool
 	value  string
-	ts     int64 // timestamp, epoch milliseconds
+	// nilValue: the value is null (a tombstone), not empty.
+	nilValue bool
+	ts       int64 // timestamp, epoch milliseconds
 }
 
 // readCommitted reads every partition of the given topics from its log start
@@ -96,11 +98,12 @@ func readCommitted(ctx context.Context, cl *kgo.Client, log *slog.Logger, counts
 				if r.Offset < end && !r.Attrs.IsControl() {
 					read++
 					out[tp] = append(out[tp], record{
-						offset: r.Offset,
-						key:    string(r.Key),
-						nilKey: r.Key == nil,
-						value:  string(r.Value),
-						ts:     r.Timestamp.UnixMilli(),
+						offset:   r.Offset,
+						key:      string(r.Key),
+						nilKey:   r.Key == nil,
+						value:    string(r.Value),
+						nilValue: r.Value == nil,
+						ts:       r.Timestamp.UnixMilli(),
 					})
 				}
 				if r.Offset+1 >= end {

@@ -61,6 +61,15 @@ type GenerateConfig struct {
 	// closed when it arrives and the windowed aggregation drops it. Default
 	// 2000; -1 means none.
 	LateEvery int
+	// Joins writes RefTopic(Topic) first, for JoinTopology's stream-table
+	// join: created compacted with the same partition count, and filled
+	// (when Generate creates it) before the first record of Topic, every
+	// record at timestamp 0, below every record of Topic, so that each
+	// record of Topic joins its key's final ref. The refs depend on Seed
+	// and Keys only (refRecords): about a quarter of the keys have none,
+	// a quarter a value then a tombstone, a quarter two values (the
+	// second holds) and a quarter one.
+	Joins bool
 	// Logger receives progress at most once a second; nil discards it.
 	Logger *slog.Logger
 }
@@ -186,7 +195,12 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 	}
 	defer cl.Close()
 
-	created, count, err := createTopic(ctx, cl, cfg.Topic, int32(cfg.Partitions))
+	if cfg.Joins {
+		if err := generateRefs(ctx, cl, cfg, log); err != nil {
+			return GenerateResult{}, fmt.Errorf("verify: generate: %w", err)
+		}
+	}
+	created, count, err := createTopic(ctx, cl, cfg.Topic, int32(cfg.Partitions), nil)
 	switch {
 	case err != nil:
 		return GenerateResult{}, fmt.Errorf("verify: generate: %w", err)
@@ -259,6 +273,92 @@ func Generate(ctx context.Context, cfg GenerateConfig) (GenerateResult, error) {
 		"elapsed", elapsed.Round(time.Millisecond), "rate", progress.Rate(int64(res.Records), elapsed))
 	return res, nil
 }
+
+// generateRefs creates RefTopic(cfg.Topic), compacted, and writes
+// refRecords to it if it created it (an existing one is kept as it is, so a
+// second Generate into the same topic does not change the table the first
+// one's records joined), partitioned as cfg.Topic's records are.
+func generateRefs(ctx context.Context, cl *kgo.Client, cfg GenerateConfig, log *slog.Logger) error {
+	topic := RefTopic(cfg.Topic)
+	created, count, err := createTopic(ctx, cl, topic, int32(cfg.Partitions), map[string]string{"cleanup.policy": "compact"})
+	if err != nil {
+		return err
+	}
+	if !created {
+		log.Info("verify generate: ref topic exists; keeping its records", "ref_topic", topic, "partitions", count)
+		return nil
+	}
+	partition := recordPartitioner(cfg.Partitioner, cfg.Seed^refPartitionSalt, count)
+	refs := refRecords(cfg.Seed, cfg.Keys)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, r := range refs {
+		rec := &kgo.Record{Topic: topic, Key: []byte(r.key), Timestamp: time.UnixMilli(0)}
+		if r.value != nil {
+			rec.Value = []byte(*r.value)
+		}
+		rec.Partition = partition(rec.Key)
+		// The idempotent producer keeps a partition's records in order, so
+		// a key's later ref follows its earlier one.
+		cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("ref record for key %s to %s[%d]: %w", r.Key, topic, r.Partition, err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush refs: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr != nil {
+		return firstErr
+	}
+	log.Info("verify generate: wrote refs", "ref_topic", topic, "records", len(refs), "partitions", count)
+	return nil
+}
+
+// ref is one record of the ref topic: a nil value is a tombstone.
+type ref struct {
+	key   string
+	value *string
+}
+
+// refRecords are the ref topic's records for a seed and key count, in write
+// order: for key k<i>, by a draw from the seed's own sequence, nothing, a
+// value then a tombstone, two values, or one value. A value is
+// "r<i>.<draw>".
+func refRecords(seed int64, keys int) []ref {
+	seq := newSequence(seed^refSalt, 1)
+	var out []ref
+	val := func(i int, d uint64) *string {
+		s := "r" + strconv.Itoa(i) + "." + strconv.FormatUint(d%1000, 10)
+		return &s
+	}
+	for i := range keys {
+		key := "k" + strconv.Itoa(i)
+		switch d := seq.uint64(); d % 4 {
+		case 1:
+			out = append(out, ref{key, val(i, d>>2)}, ref{key, nil})
+		case 2:
+			out = append(out, ref{key, val(i, d>>2)}, ref{key, val(i, d>>12)})
+		case 3:
+			out = append(out, ref{key, val(i, d>>2)})
+		}
+	}
+	return out
+}
+
+// refSalt and refPartitionSalt separate the refs' sequences from the
+// records'.
+const (
+	refSalt          = 0x7f4a7c159e3779b9
+	refPartitionSalt = 0x1ce4e5b9bf584761
+)
 
 // recordPartitioner returns the partition of each next record for the named
 // partitioner (validated) over partitions partitions. The random one draws

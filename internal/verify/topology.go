@@ -37,6 +37,30 @@ func Stores() []string {
 	return []string{StoreSum, StoreMin, StoreMax, StoreCnt, StoreWin, StoreWin + "-emit-final"}
 }
 
+// Store names of JoinTopology's joins: the table of RefTopic (its changelog
+// is the source topic itself) and the stream-stream join's two window
+// stores, StreamJoinName + "-this-join-store" and "-other-join-store".
+const (
+	StoreRef       = "ref"
+	StreamJoinName = "wjoin"
+)
+
+// JoinWindows bound JoinTopology's stream-stream join: a left record at t
+// joins the right records in [t-JoinBefore, t+JoinAfter]; its buffers keep
+// JoinBefore+JoinAfter+JoinGrace+1ms of stream time. Asymmetric, so that a
+// side swapped anywhere shows.
+const (
+	JoinBefore = time.Second
+	JoinAfter  = 500 * time.Millisecond
+	JoinGrace  = 200 * time.Millisecond
+)
+
+// JoinStores lists the stores JoinTopology adds to Stores(): each has a
+// store partition per input partition (the table's changelog is RefTopic).
+func JoinStores() []string {
+	return []string{StoreRef, StreamJoinName + "-this-join-store", StreamJoinName + "-other-join-store"}
+}
+
 // Output topic suffixes, appended to the input topic's name with a dash.
 const (
 	suffixEcho = "echo"
@@ -45,6 +69,10 @@ const (
 	suffixMax  = StoreMax
 	suffixCnt  = StoreCnt
 	suffixWin  = StoreWin
+	suffixRef  = "ref"
+	suffixJoin = "join"
+	// suffixWJoin is the windowed stream-stream join's output.
+	suffixWJoin = "wjoin"
 )
 
 // OutputTopics lists the topics the verification topology writes for input
@@ -68,6 +96,19 @@ func outputTopic(input, suffix string) string { return input + "-" + suffix }
 // one.
 func WindowedOutputTopic(input string) string { return outputTopic(input, suffixWin) }
 
+// RefTopic is the compacted topic T-ref that JoinTopology reads as a table
+// beside T: key "k<i>", a string value; Generate with Joins writes it before
+// T, all at timestamp 0.
+func RefTopic(input string) string { return outputTopic(input, suffixRef) }
+
+// JoinOutputTopic is the stream-table join's output, T-join: one record per
+// record of T, key unchanged, value "<value>|<ref>" or "<value>|null".
+func JoinOutputTopic(input string) string { return outputTopic(input, suffixJoin) }
+
+// WindowedJoinOutputTopic is the stream-stream join's output, T-wjoin: one
+// record per joined pair, value "<left value>,<right value>".
+func WindowedJoinOutputTopic(input string) string { return outputTopic(input, suffixWJoin) }
+
 // Topology builds the verification topology for input topic input: one
 // sub-topology whose source (string key, decimal-string value) feeds T-echo
 // unchanged and four per-key aggregations (Reduce for sum, min and max, Count
@@ -81,7 +122,27 @@ func WindowedOutputTopic(input string) string { return outputTopic(input, suffix
 // Late records (beyond grace) are dropped by the aggregation alone (the
 // runner counts them in eos_dropped_records_total{reason="late"}); the other
 // outputs still see them, and Check proves that none is counted in a window.
-func Topology(input string) (*topology.Topology, error) {
+func Topology(input string) (*topology.Topology, error) { return build(input, false) }
+
+// JoinTopology is Topology(input) with two joins beside the aggregates, as
+// Kafka Streams' EOS system test adds them; joins.go says what Check proves
+// of them.
+//
+//   - A stream-table left join of T with the table read from RefTopic(T)
+//     (a compacted topic, store StoreRef, restored from the topic itself):
+//     every record of T goes to JoinOutputTopic(T), key unchanged, value
+//     "<value>|<ref>", or "<value>|null" where the key has no ref.
+//   - A windowed stream-stream inner join of T (left) with its copy
+//     filtered to even values and negated (right), within JoinWindows,
+//     buffered in the window stores of StreamJoinName: every pair to
+//     WindowedJoinOutputTopic(T), value "<left>,<right>", timestamp the
+//     later of the two.
+//
+// RefTopic(T) must have T's partition count (a table is read beside its
+// stream, partition by partition); Generate with Joins fills it.
+func JoinTopology(input string) (*topology.Topology, error) { return build(input, true) }
+
+func build(input string, joins bool) (*topology.Topology, error) {
 	if input == "" {
 		return nil, errors.New("verify: topology: empty input topic")
 	}
@@ -126,6 +187,9 @@ func Topology(input string) (*topology.Topology, error) {
 		ToStream().To(WindowedOutputTopic(input), topology.Produced{
 		Key: serde.TimeWindowed{Inner: str, Size: WindowSize}, Value: countSumSerde{}})
 
+	if joins {
+		addJoins(b, src, input)
+	}
 	t, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("verify: topology for %q: %w", input, err)
@@ -172,3 +236,36 @@ func (countSumSerde) Deserialize(_ string, b []byte) (any, error) {
 	}
 	return c, nil
 }
+
+// addJoins adds JoinTopology's two joins below src, T's source.
+func addJoins(b *topology.Builder, src *topology.Stream, input string) {
+	str, dec := serde.String{}, serde.DecimalString{}
+	ref := b.Table(RefTopic(input), topology.Consumed{Key: str, Value: str}, topology.Materialized{Name: StoreRef})
+	src.LeftJoinTable(ref, func(_, v, r any) (any, error) {
+		x, ok := v.(int64)
+		if !ok {
+			return nil, fmt.Errorf("verify: stream-table join: want an int64 value, got %T", v)
+		}
+		if r == nil {
+			return formatDecimal(x) + "|null", nil
+		}
+		return fmt.Sprintf("%d|%v", x, r), nil
+	}, topology.Joined{}).To(JoinOutputTopic(input), topology.Produced{Key: str, Value: str})
+
+	right := src.Filter(func(_, v any) bool { x, ok := v.(int64); return ok && joinsRight(x) }).
+		MapValues(func(v any) (any, error) { return -v.(int64), nil })
+	src.Join(right, func(_, l, r any) (any, error) {
+		x, ok1 := l.(int64)
+		y, ok2 := r.(int64)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("verify: stream-stream join: want int64 values, got %T and %T", l, r)
+		}
+		return formatDecimal(x) + "," + formatDecimal(y), nil
+	}, topology.JoinWindows{Before: JoinBefore, After: JoinAfter, Grace: JoinGrace},
+		topology.StreamJoined{Key: str, Value: dec, OtherValue: dec, Name: StreamJoinName}).
+		To(WindowedJoinOutputTopic(input), topology.Produced{Key: str, Value: str})
+}
+
+// joinsRight says whether a record of T also enters the stream-stream
+// join's right side: even values do.
+func joinsRight(v int64) bool { return v%2 == 0 }
