@@ -37,6 +37,8 @@ func builtins() map[string]func(o topoOptions) (*topology.Topology, error) {
 		// (a windowed join): topics customers, orders, payments.
 		"enrichment": func(topoOptions) (*topology.Topology, error) { return enrichment.Topology() },
 		"verify":     func(o topoOptions) (*topology.Topology, error) { return verify.Topology(o.Input) },
+		// verify with a stream-table join with <input>-ref and a windowed self-join.
+		"verify-join": func(o topoOptions) (*topology.Topology, error) { return verify.JoinTopology(o.Input) },
 		// The benchmark's topologies (eos-runner bench): filter + mapValues, and
 		// count per key with its changelog; outputs <input>-stateless and <input>-counts.
 		"bench-stateless": func(o topoOptions) (*topology.Topology, error) { return bench.StatelessTopology(o.Input) },

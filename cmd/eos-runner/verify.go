@@ -60,18 +60,24 @@ func verifyCmd(g *globals) *cobra.Command {
 	generate.Flags().IntVar(&gen.EventRate, "event-rate", 1000, "records per second of event time (record timestamps)")
 	generate.Flags().DurationVar(&gen.Disorder, "disorder", 500*time.Millisecond, "timestamps lie up to this much before their nominal time (within the windows' grace; -1ns: none)")
 	generate.Flags().IntVar(&gen.LateEvery, "late-every", 2000, "about one record in this many is late on purpose (-1: none)")
+	generate.Flags().BoolVar(&gen.Joins, "joins", false, "first write <topic>-ref (compacted, at timestamp 0), the table that verify process --joins joins with")
 	generate.Flags().StringVar(&gen.Partitioner, "partitioner", verify.PartitionMurmur2,
 		"how records are spread over partitions: murmur2 (Java's producer), crc32 (librdkafka's default, as kcat), random (keys spread over partitions)")
 
 	var input, instance string
 	var commitInterval time.Duration
 	var stateDir string
+	var joins bool
 	process := &cobra.Command{
 		Use:   "process",
-		Short: "Run the verification topology (echo, sum, min, max, cnt, windowed count and sum) on the normal runtime",
+		Short: "Run the verification topology (echo, sum, min, max, cnt, windowed count and sum; with --joins a stream-table and a stream-stream join) on the normal runtime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topo, err := verify.Topology(input)
+			build := verify.Topology
+			if joins {
+				build = verify.JoinTopology
+			}
+			topo, err := build(input)
 			if err != nil {
 				return err
 			}
@@ -89,6 +95,7 @@ func verifyCmd(g *globals) *cobra.Command {
 	process.Flags().StringVar(&instance, "instance-id", "", "instance id (transactional.id suffix); default the host name")
 	process.Flags().DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "commit.interval.ms")
 	process.Flags().StringVar(&stateDir, "state-dir", "", "state.dir")
+	process.Flags().BoolVar(&joins, "joins", false, "add the joins with <input>-ref (written by verify generate --joins) and of the input with itself")
 
 	var checkInput, group string
 	check := &cobra.Command{
