@@ -636,7 +636,8 @@ func (f *fleet) startWith(id, brokers string, extra ...string) *runnerProc {
 	if _, ok := f.states[id]; !ok {
 		f.states[id] = f.t.TempDir()
 	}
-	r := startRunner(f.t, append(processArgs(brokers, f.topic, id, f.states[id], f.commitInterval), extra...)...)
+	args := append(processArgs(brokers, f.topic, id, f.states[id], f.commitInterval), f.args...)
+	r := startRunner(f.t, append(args, extra...)...)
 	f.live[id] = r
 	f.all = append(f.all, r)
 	f.starts++

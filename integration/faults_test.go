@@ -65,10 +65,12 @@ type fleet struct {
 	t              *testing.T
 	brokers, topic string
 	commitInterval time.Duration
-	states         map[string]string
-	live           map[string]*runnerProc
-	all            []*runnerProc
-	starts         int
+	// args are appended to every start's arguments (e.g. --joins).
+	args   []string
+	states map[string]string
+	live   map[string]*runnerProc
+	all    []*runnerProc
+	starts int
 }
 
 func newFleet(t *testing.T, brokers, topic string, commitInterval time.Duration) *fleet {
@@ -120,7 +122,7 @@ func (f *fleet) start(id string) {
 	if _, ok := f.states[id]; !ok {
 		f.states[id] = f.t.TempDir()
 	}
-	r := startRunner(f.t, processArgs(f.brokers, f.topic, id, f.states[id], f.commitInterval)...)
+	r := startRunner(f.t, append(processArgs(f.brokers, f.topic, id, f.states[id], f.commitInterval), f.args...)...)
 	f.live[id] = r
 	f.all = append(f.all, r)
 	f.starts++

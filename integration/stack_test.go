@@ -143,6 +143,8 @@ type runnerProc struct {
 	races int // race detector reports ("WARNING: DATA RACE") seen
 	done  chan struct{}
 	err   error
+	// exited is when the process was seen to exit (under mu).
+	exited time.Time
 }
 
 func startRunner(t *testing.T, args ...string) *runnerProc {
@@ -178,6 +180,9 @@ func startRunner(t *testing.T, args ...string) *runnerProc {
 			r.mu.Unlock()
 		}
 		r.err = cmd.Wait()
+		r.mu.Lock()
+		r.exited = time.Now()
+		r.mu.Unlock()
 		close(r.done)
 	}()
 	t.Cleanup(func() {
