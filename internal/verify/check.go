@@ -140,6 +140,8 @@ func (r *Report) Verdict() string {
 //     final result per window the input's stream time closed, with its exact
 //     count and sum, none for a window still open, no late record counted
 //     (windowed.go says how the windows are replayed).
+//   - The join outputs (JoinOutputTopic, WindowedJoinOutputTopic), if they
+//     exist: every record the input topics imply, as joins.go says.
 //   - No open transaction: the last stable offset equals the high watermark
 //     for every partition of every topic.
 //   - The group's committed offset equals the input's end for every input

@@ -30,6 +30,12 @@
 //     of how the input was partitioned: a key spread over several input
 //     partitions is aggregated per input partition, as the runner's tasks do.
 //
+// JoinTopology adds two joins beside those outputs, as Kafka Streams' EOS
+// system test adds them: a stream-table left join of T with the compacted
+// topic T-ref (which Generate with Joins writes first) to T-join, and a
+// windowed stream-stream self-join of T to T-wjoin. Check proves both
+// exactly from the input topics alone when they exist (joins.go).
+//
 // Why running aggregates: a duplicate or lost input record changes every later
 // sum and count of its key, a record processed against state that was
 // rolled back (or applied twice) changes the next output, and min/max detect
