@@ -28,7 +28,7 @@ func TestFaultsJoin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed(t), 11))
 	k := newKafka(t, b.addr)
 	topic := uniqueTopic("join-faults")
-	e := &faultEnv{t: t, b: b, k: k, topic: topic, group: topic + "-verify", records: scale(40_000, 400_000), rng: rng}
+	e := &faultEnv{t: t, b: b, k: k, topic: topic, group: topic + "-verify", records: scale(50_000, 400_000), rng: rng}
 	genDone := make(chan error, 1)
 	go func() {
 		_, err := verify.Generate(context.Background(), verify.GenerateConfig{Brokers: []string{b.addr}, Topic: topic, Joins: true,
@@ -37,7 +37,7 @@ func TestFaultsJoin(t *testing.T) {
 	}()
 	waitFor(t, time.Minute, "input topic", func() bool { return k.endOffsets(context.Background(), topic) > 0 })
 
-	kills := scale(3, 9)
+	kills := scale(4, 12)
 	ids := []string{"a", "b", "c"}
 	f := newFleet(t, b.addr, topic, time.Second)
 	f.args = []string{"--joins"}
