@@ -45,7 +45,7 @@ integration:
 # -race (a race report in a runner's log fails its case), and so is the test
 # binary, for the runners the tests run in-process.
 chaos:
-	EOS_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v -run 'TestFaults|TestFailurePaths|TestSIGKILL|TestChurn' ./integration/ 2>&1 | tee chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:|\s+case|\s+[a-z-]+\s+[0-9]+)' ; exit $${PIPESTATUS[0]}
+	EOS_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v -run 'TestFaults|TestFailurePaths|TestSIGKILL|TestChurn|TestCopartitionedOwnership' ./integration/ 2>&1 | tee chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:|\s+case|\s+[a-z-]+\s+[0-9]+)' ; exit $${PIPESTATUS[0]}
 
 # Benchmarks: throughput, CPU per record, RSS, latency and restore speed,
 # as ratios against a raw librdkafka copy through the same broker; writes
