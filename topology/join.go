@@ -82,5 +82,5 @@ type StreamJoined struct {
 	Key        serde.Serde
 	Value      serde.Serde // this (left) side's value serde
 	OtherValue serde.Serde // the other (right) side's value serde
-	Name       string      // stores `<Name>-this-join-store`, `<Name>-other-join-store`; empty: generated
+	Name       string      // prefix of the stores and repartition topics (Stream.Join lists each kind's); empty: generated
 }
