@@ -47,6 +47,18 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 	}
 	app := r.cfg.ApplicationID
+	// Kafka lists only the topics the principal may describe: ask about
+	// the others by name, so a missing ACL is not reported as a missing
+	// topic (authz.go).
+	hidden := map[string][]string{}
+	for t, ops := range r.externalTopicNeeds() {
+		if _, ok := existing[t]; !ok {
+			hidden[t] = ops
+		}
+	}
+	if err := r.checkTopicACLs(ctx, admin, hidden); err != nil {
+		return nil, err
+	}
 	if err := r.chooseSourceChangelogs(ctx, admin, existing); err != nil {
 		return nil, err
 	}
@@ -137,13 +149,16 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		}
 		for _, tr := range res {
 			if c := tr.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
-				errs = append(errs, fmt.Errorf("create topic %q: %w", tr.Topic, tr.Error))
+				errs = append(errs, fmt.Errorf("create topic %q: %w", tr.Topic, r.authorization(tr.Error, "topic", tr.Topic, "CREATE")))
 			} else if c == kafka.ErrNoError {
 				r.log.Info("created topic", "topic", tr.Topic)
 			}
 		}
 	}
-	return plan, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return plan, r.checkTopicACLs(ctx, admin, r.topicNeeds(plan))
 }
 
 // changelogConfig is a store's changelog topic configuration: compacted for a

@@ -209,6 +209,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		err := r.producer.InitTransactions(ictx)
 		cancel()
 		if err != nil {
+			if ae := r.txnAuthorization(err); isAuthorization(ae) {
+				return ae
+			}
 			return fmt.Errorf("%w: init transactions: %w", ErrFatal, err)
 		}
 	}
@@ -408,6 +411,9 @@ func (r *Runner) abortLeftoverTransaction(ctx context.Context) error {
 	tctx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
 	defer cancel()
 	if err := r.producer.SendOffsetsToTransaction(tctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 0}}, md); err != nil {
+		if ae := r.groupAuthorization(err); isAuthorization(ae) {
+			return ae
+		}
 		r.log.Warn("startup transaction: send offsets failed; aborting anyway", "err", err)
 	}
 	if err := r.producer.AbortTransaction(tctx); err != nil {
@@ -445,7 +451,7 @@ func (r *Runner) drainDeliveries(done chan struct{}) {
 			r.tracker.report(e)
 		case kafka.Error:
 			if e.IsFatal() {
-				err := error(e)
+				err := r.txnAuthorization(e)
 				r.producerFatal.CompareAndSwap(nil, &err)
 			}
 			r.log.Warn("producer error", "err", e, "fatal", e.IsFatal())
@@ -507,6 +513,9 @@ func (r *Runner) loop(ctx context.Context) error {
 			return r.fatal
 		}
 		if p := r.producerFatal.Load(); p != nil {
+			if isAuthorization(*p) {
+				return *p
+			}
 			return fmt.Errorf("%w: producer: %w", ErrFatal, *p)
 		}
 		if p := r.globalFatal.Load(); p != nil {
@@ -548,6 +557,9 @@ func (r *Runner) loop(ctx context.Context) error {
 				return err
 			}
 		case kafka.Error:
+			if ae := r.groupAuthorization(e); isAuthorization(ae) {
+				return ae
+			}
 			if e.IsFatal() {
 				return fmt.Errorf("%w: consumer: %w", ErrFatal, e)
 			}
@@ -568,6 +580,9 @@ func (r *Runner) reportProgress() {
 func (r *Runner) onMessage(m *kafka.Message) error {
 	tp := partitionKey{*m.TopicPartition.Topic, m.TopicPartition.Partition}
 	if m.TopicPartition.Error != nil {
+		if ae := r.authorization(m.TopicPartition.Error, "topic", tp.Topic, "READ"); isAuthorization(ae) {
+			return ae
+		}
 		r.log.Warn("consume error", "topic", tp.Topic, "partition", tp.Partition, "err", m.TopicPartition.Error)
 		return nil
 	}
@@ -700,7 +715,7 @@ func (r *Runner) commit(ctx context.Context) error {
 	case errors.Is(err, ErrAborted):
 		r.consecutiveAborts++
 		if r.consecutiveAborts > maxConsecutiveAborts {
-			return fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, err)
+			return r.explainAborts(context.WithoutCancel(ctx), fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, err))
 		}
 		r.m.aborts.Inc()
 		r.log.Warn("transaction aborted; records will be processed again", "err", err)

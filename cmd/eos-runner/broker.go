@@ -19,6 +19,7 @@ func brokerCmd(g *globals) *cobra.Command {
 	var tf tlsFlags
 	var saslUsers []string
 	var saslFile string
+	var superusers []string
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker (franz-go kfake) until SIGTERM or SIGINT",
@@ -30,7 +31,11 @@ Open by default. --sasl-user (or --sasl-users-file) makes it require SASL
 (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); --tls-dir or --tls-cert/--tls-key make
 it speak TLS. With both, clients use security.protocol=SASL_SSL. A password
 may be a ${env:NAME} or ${file:PATH} reference, so it need not be on the
-command line.`,
+command line.
+
+--acl makes it enforce Kafka ACLs: every SASL user except the --superuser ones
+is refused everything until a superuser grants it ACLs (kafka-acls.sh, or any
+admin client's CreateAcls). docs/security.md lists the ACLs a runner needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = g.log
@@ -39,6 +44,16 @@ command line.`,
 				return usageError{err}
 			}
 			cfg.SASLUsers = users
+			if len(superusers) > 0 && !cfg.ACLs {
+				return usageError{fmt.Errorf("--superuser needs --acl")}
+			}
+			if cfg.ACLs && len(users) == 0 {
+				return usageError{fmt.Errorf("--acl needs SASL users (--sasl-user or --sasl-users-file)")}
+			}
+			if cfg.ACLs && len(superusers) == 0 {
+				return usageError{fmt.Errorf("--acl needs a --superuser to grant ACLs")}
+			}
+			cfg.Superusers = superusers
 			if cfg.TLS, err = tf.serverConfig(g); err != nil {
 				return err
 			}
@@ -58,6 +73,8 @@ command line.`,
 	cmd.Flags().IntVar(&cfg.Partitions, "partitions", 4, "default partition count of auto-created topics")
 	cmd.Flags().StringArrayVar(&saslUsers, "sasl-user", nil, "require SASL; a user as MECHANISM:USER:PASSWORD, MECHANISM one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (repeatable)")
 	cmd.Flags().StringVar(&saslFile, "sasl-users-file", "", "require SASL; users from a file, one MECHANISM:USER:PASSWORD a line (# comments)")
+	cmd.Flags().BoolVar(&cfg.ACLs, "acl", false, "enforce Kafka ACLs: SASL users other than --superuser ones may do only what ACLs allow (none at first)")
+	cmd.Flags().StringArrayVar(&superusers, "superuser", nil, "with --acl, a SASL user (by name) that bypasses ACLs and can grant them (repeatable)")
 	tf.add(cmd)
 	return cmd
 }

@@ -28,8 +28,15 @@ type BrokerConfig struct {
 	Logger     *slog.Logger
 	// SASLUsers, when any, make the broker require SASL authentication
 	// (SASL_PLAINTEXT, or SASL_SSL with TLS); each user may log in with its
-	// mechanism only. They are superusers: kfake's ACLs stay off.
+	// mechanism only. Without ACLs they are all superusers.
 	SASLUsers []SASLUser
+	// ACLs, with SASLUsers, make the broker enforce Kafka ACLs as Kafka's
+	// StandardAuthorizer does: a request is allowed only by an ALLOW ACL
+	// on its resource (or when its user is a superuser), and there are
+	// none at first. Superusers (users of SASLUsers, at least one) bypass
+	// ACLs and create the others with CreateAcls (kafka-acls.sh, kadm).
+	ACLs       bool
+	Superusers []string
 	// TLS, when set, makes the listener speak TLS (SSL, or SASL_SSL with
 	// SASLUsers); with ClientCAs and RequireAndVerifyClientCert, clients
 	// need a certificate.
@@ -90,17 +97,11 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
-	if len(cfg.SASLUsers) > 0 {
-		opts = append(opts, kfake.EnableSASL())
-		for _, u := range cfg.SASLUsers {
-			switch u.Mechanism {
-			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-			default:
-				return nil, fmt.Errorf("broker: SASL user %q: mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.User, u.Mechanism)
-			}
-			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
-		}
+	aclOpts, err := cfg.aclOpts()
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, aclOpts...)
 	if cfg.TLS != nil {
 		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
@@ -117,6 +118,47 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, fmt.Errorf("start broker: no listener")
 	}
 	return &Broker{c: c, addr: addrs[0]}, nil
+}
+
+// aclOpts are the SASL users' options and, with ACLs, their enforcement.
+func (cfg BrokerConfig) aclOpts() ([]kfake.Opt, error) {
+	if cfg.ACLs && len(cfg.SASLUsers) == 0 {
+		return nil, fmt.Errorf("broker: ACLs need SASL users (an anonymous client has no principal to grant to)")
+	}
+	if !cfg.ACLs && len(cfg.Superusers) > 0 {
+		return nil, fmt.Errorf("broker: superusers without ACLs: every user is one")
+	}
+	super := map[string]bool{}
+	for _, u := range cfg.Superusers {
+		super[u] = true
+	}
+	if len(cfg.SASLUsers) == 0 {
+		return nil, nil
+	}
+	opts := []kfake.Opt{kfake.EnableSASL()}
+	if cfg.ACLs {
+		opts = append(opts, kfake.EnableACLs())
+	}
+	for _, u := range cfg.SASLUsers {
+		switch u.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return nil, fmt.Errorf("broker: SASL user %q: mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.User, u.Mechanism)
+		}
+		if cfg.ACLs && !super[u.User] {
+			opts = append(opts, kfake.User(u.Mechanism, u.User, u.Password))
+			continue
+		}
+		delete(super, u.User)
+		opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+	}
+	for u := range super {
+		return nil, fmt.Errorf("broker: superuser %q is not a SASL user", u)
+	}
+	if cfg.ACLs && len(cfg.Superusers) == 0 {
+		return nil, fmt.Errorf("broker: ACLs need a superuser, or no one can grant any")
+	}
+	return opts, nil
 }
 
 // Addr is the bootstrap address.
