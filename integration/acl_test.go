@@ -175,42 +175,53 @@ func TestACLVerifyExactlyOnce(t *testing.T) {
 func TestACLMissing(t *testing.T) {
 	s := startACLStack(t)
 	for _, c := range []struct {
-		removed string // the grant left out, by name prefix
-		wants   func(input string) []string
+		name         string
+		kind, op     string // the grant left out: its name's prefix and suffix
+		describeOnly bool   // grant DESCRIBE in its place
+		wants        func(input string) []string
 	}{
-		{"group ", func(in string) []string {
+		{"group READ", "group ", " READ", false, func(in string) []string {
 			return []string{"GROUP_AUTHORIZATION_FAILED", "ALLOW READ on group " + q(in+"-verify")}
 		}},
-		{"transactional id ", func(in string) []string {
+		{"transactional id WRITE", "transactional id ", " WRITE", false, func(in string) []string {
 			return []string{"TRANSACTIONAL_ID_AUTHORIZATION_FAILED", "ALLOW WRITE on transactional id " + q(in+"-verify-a")}
 		}},
-		{"output topics ", func(in string) []string {
-			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW WRITE on topic "` + in + "-"}
-		}},
-		{"topic prefix ", func(in string) []string {
-			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW CREATE on topic "` + in + "-verify-", "prefixed " + q(in+"-verify-")}
-		}},
-		{"topic acl-", func(in string) []string {
+		{"input READ", "topic acl-", " READ", false, func(in string) []string {
 			return []string{"TOPIC_AUTHORIZATION_FAILED", "ALLOW READ on topic " + q(in)}
 		}},
+		// Still visible (DESCRIBE), so the runner does not try to create
+		// them: the WRITE alone is missing.
+		{"output WRITE", "output topics", " WRITE", true, func(in string) []string {
+			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW WRITE on topic "` + in + "-"}
+		}},
+		{"internal CREATE", "topic prefix ", " CREATE", false, func(in string) []string {
+			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW CREATE on topic "` + in + "-verify-", "prefixed " + q(in+"-verify-")}
+		}},
+		{"internal WRITE", "topic prefix ", " WRITE", false, func(in string) []string {
+			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW WRITE on topic "` + in + "-verify-", "prefixed " + q(in+"-verify-")}
+		}},
+		{"internal DESCRIBE_CONFIGS", "topic prefix ", " DESCRIBE_CONFIGS", false, func(in string) []string {
+			return []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW DESCRIBE_CONFIGS on topic "` + in + "-verify-", "prefixed " + q(in+"-verify-")}
+		}},
 	} {
-		t.Run(strings.TrimSpace(c.removed), func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			input := uniqueTopic("acl")
 			s.workload(t, input, 200)
 			var grants []aclGrant
 			removed := ""
 			for _, g := range runnerACLs(input, "a") {
-				if removed == "" && strings.HasPrefix(g.name, c.removed) {
+				if removed == "" && strings.HasPrefix(g.name, c.kind) && strings.HasSuffix(g.name, c.op) {
 					removed = g.name
-					if c.removed == "output topics " {
-						// Still visible (DESCRIBE), so the runner writes
-						// to them rather than trying to create them.
+					if c.describeOnly {
 						g.b.Operations(kadm.OpDescribe)
 						grants = append(grants, g)
 					}
 					continue
 				}
 				grants = append(grants, g)
+			}
+			if removed == "" {
+				t.Fatalf("no grant %s...%s", c.kind, c.op)
 			}
 			t.Logf("without: %s", removed)
 			s.grant(t, grants)
