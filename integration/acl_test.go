@@ -231,3 +231,52 @@ func TestACLMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestACLRevokedWhileRunning: the output topics' WRITE is revoked from a
+// running runner. librdkafka reports the refusal only in its log (the
+// records fail with "Erroneous state") and every transaction aborts; after
+// the aborts in a row that stop it, the runner names the missing ACL.
+func TestACLRevokedWhileRunning(t *testing.T) {
+	s := startACLStack(t)
+	input := uniqueTopic("acl")
+	s.workload(t, input, 200)
+	s.grant(t, runnerACLs(input, "a"))
+	r := startRunner(t, append(processArgs(s.brokers, input, "a", t.TempDir(), 100*time.Millisecond), "--config", s.appConfig)...)
+	ctx := context.Background()
+	waitFor(t, time.Minute, "the first records committed", func() bool { return s.admin.committed(ctx, input+"-verify", input) == 200 })
+
+	outputs := append(verify.OutputTopics(input), verify.WindowedOutputTopic(input))
+	if _, err := s.admin.adm.DeleteACLs(ctx, kadm.NewACLs().Allow(aclApp).AllowHosts("*").Topics(outputs...).
+		ResourcePatternType(kadm.ACLPatternLiteral).Operations(kadm.OpWrite)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := verify.Generate(ctx, verify.GenerateConfig{Brokers: []string{s.brokers}, ClientOpts: s.adminOpts,
+		Topic: input, Records: 200, Keys: 500, Partitions: 4, Seed: 8}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(time.Minute):
+		t.Fatal("the runner still runs a minute after its WRITE was revoked")
+	}
+	took := time.Since(start)
+	if r.err == nil {
+		t.Fatal("the runner exited 0")
+	}
+	var last string
+	for _, l := range r.plainLines() {
+		if strings.HasPrefix(l, "eos-runner:") {
+			last = l
+		}
+	}
+	t.Logf("exit after %v: %s", took.Round(time.Millisecond), last)
+	for _, w := range []string{"TOPIC_AUTHORIZATION_FAILED", `ALLOW WRITE on topic "` + input + "-"} {
+		if !strings.Contains(last, w) {
+			t.Errorf("error line lacks %q", w)
+		}
+	}
+	if c := s.admin.committed(ctx, input+"-verify", input); c != 200 {
+		t.Errorf("committed %d input records after the revocation, want 200 (none of the new ones)", c)
+	}
+}

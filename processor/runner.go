@@ -691,6 +691,14 @@ func (r *Runner) commit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
 	defer cancel()
 	err := r.com.commitTxn(ctx)
+	// A topic the runner may not write surfaces as an abort naming the
+	// refusal, or as an abort that failed in turn (the cause then is
+	// "Erroneous state"): a fatal stop is worth one DescribeTopics.
+	if hasAuthorizationCode(err) || errors.Is(err, ErrFatal) {
+		if ae := r.missingTopicACLs(context.WithoutCancel(ctx)); ae != nil {
+			return ae
+		}
+	}
 	var pe *ProcessingError
 	switch {
 	case err == nil:
@@ -715,7 +723,10 @@ func (r *Runner) commit(ctx context.Context) error {
 	case errors.Is(err, ErrAborted):
 		r.consecutiveAborts++
 		if r.consecutiveAborts > maxConsecutiveAborts {
-			return r.explainAborts(context.WithoutCancel(ctx), fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, err))
+			if ae := r.missingTopicACLs(context.WithoutCancel(ctx)); ae != nil {
+				return ae
+			}
+			return fmt.Errorf("%w: %d aborts in a row, last: %w", ErrFatal, r.consecutiveAborts-1, err)
 		}
 		r.m.aborts.Inc()
 		r.log.Warn("transaction aborted; records will be processed again", "err", err)
