@@ -34,7 +34,8 @@ the input, and measures, each runner as its own process:
   raw copy (a plain librdkafka consume-then-produce loop, no transactions),
   stateless (filter + mapValues), stateful (count per key, with changelog),
   windowed (count per key per tumbling 1-minute window, emit on update) and
-  dedup (dedup by record key, 1-hour TTL, the kept records emitted)
+  dedup (dedup by record key, 1-hour TTL, the kept records emitted) and
+  join (the input left-joined with a table read from a compacted topic)
   under at_least_once and exactly_once_v2: records/s, runner CPU µs per
   record, peak RSS, ratio to raw copy;
   latency at a fixed input rate for each commit interval: input timestamp
@@ -93,7 +94,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.DurationSliceVar(&intervals, "commit-intervals", []time.Duration{100 * time.Millisecond, time.Second}, "commit.interval.ms values of the latency runs")
 	f.IntVar(&cfg.RestoreKeys, "restore-keys", 1_000_000, "keys of the store the restore phase rebuilds")
 	f.StringVar(&phases, "phases", "", "comma-separated subset of throughput,latency,restore (default all)")
-	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, windowed, dedup or NAME-GUARANTEE (default all)")
+	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, windowed, dedup, join or NAME-GUARANTEE (default all)")
 	f.StringArrayVar(&cfg.RawCopyKafka, "raw-copy-kafka", nil, "a librdkafka property key=value for the raw-copy baseline (repeatable; for experiments)")
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")
 	f.BoolVar(&quick, "quick", false, "a small smoke run: 100k records, 10k keys, 100k restore keys, 5s latency runs (flags set explicitly win)")
