@@ -33,7 +33,7 @@ the input, and measures, each runner as its own process:
 
   raw copy (a plain librdkafka consume-then-produce loop, no transactions),
   stateless (filter + mapValues), stateful (count per key, with changelog),
-  windowed (count per key per tumbling 1-minute window, emit on update) and
+  windowed (count per key per tumbling 1-minute window, emit on update),
   dedup (dedup by record key, 1-hour TTL, the kept records emitted) and
   join (the input left-joined with a table read from a compacted topic)
   under at_least_once and exactly_once_v2: records/s, runner CPU µs per
