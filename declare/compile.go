@@ -182,6 +182,8 @@ func (c *compiler) serde(f Format, side serde.Side, topic string) serde.Serde {
 		return serde.Bytes{}
 	case "int64":
 		return serde.Int64{}
+	case "decimal":
+		return serde.DecimalString{}
 	case "avro":
 		text := f.SchemaText
 		if f.Latest {
@@ -461,7 +463,12 @@ func (c *compiler) step(fl *flow, st *Step, streams map[string]*Stream) *flow {
 		st.Key.compile(recordEnv, ts, wantAny, c.names, c.ps)
 		st.Value.compile(recordEnv, ts, wantAny, c.names, c.ps)
 		n := c.changed(fl, st, true)
-		n.windows = nil
+		if strings.TrimSpace(st.Key.Text) == "key" && st.KeyFormat == nil {
+			// The key stays: so do its format, type and windows.
+			n.key, n.keyT, n.windows = fl.key, fl.keyT, fl.windows
+		} else {
+			n.windows = nil
+		}
 		ke, ve := st.Key, st.Value
 		mapper := func(k, v any) (any, any, error) {
 			nk, err := ke.runRecord(k, v)

@@ -96,7 +96,25 @@ var anyType = reflect.TypeOf((*any)(nil)).Elem()
 // must not depend on when a record is processed, or a replay after a crash
 // could compute something else than the first attempt.
 func baseOptions() []expr.Option {
-	return []expr.Option{expr.DisableBuiltin("now")}
+	return []expr.Option{expr.DisableBuiltin("now"), expr.Function("merge", mergeMaps)}
+}
+
+// mergeMaps is the merge(a, b, ...) function: a new map with the entries of
+// every argument, later ones winning; nil arguments are skipped.
+func mergeMaps(args ...any) (any, error) {
+	out := map[string]any{}
+	for i, a := range args {
+		switch m := a.(type) {
+		case nil:
+		case map[string]any:
+			for k, v := range m {
+				out[k] = v
+			}
+		default:
+			return nil, fmt.Errorf("merge: argument %d is %T, not a record", i+1, a)
+		}
+	}
+	return out, nil
 }
 
 // compile compiles e for env, checks it against ts (types known from Avro
@@ -359,7 +377,7 @@ func formatType(f Format, names map[reflect.Type]string) reflect.Type {
 	switch f.Kind {
 	case "string":
 		return reflect.TypeOf("")
-	case "int64":
+	case "int64", "decimal":
 		return reflect.TypeOf(int64(0))
 	case "bytes":
 		return reflect.TypeOf([]byte(nil))

@@ -322,7 +322,7 @@ func (r *reader) application(f *File, n *yaml.Node) {
 	}
 }
 
-var formats = []string{"string", "json", "bytes", "int64", "avro"}
+var formats = []string{"string", "json", "bytes", "int64", "decimal", "avro"}
 
 // format reads a format: a name (string, json, bytes, int64) or a mapping
 // {format: avro, schema: FILE} / {format: avro, subject: latest}.
