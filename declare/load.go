@@ -315,7 +315,8 @@ func (r *reader) application(f *File, n *yaml.Node) {
 			continue
 		}
 		if err := scratch.Set(k, v.Value); err != nil {
-			r.ps.add(pos, "setting %s: %v", k, err)
+			msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "config "+k+": "), "config: ")
+			r.ps.add(pos, "setting %s: %s", k, msg)
 			continue
 		}
 		f.Settings = append(f.Settings, Setting{Key: k, Value: v.Value, Pos: pos})
