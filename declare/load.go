@@ -512,7 +512,7 @@ var (
 	ops = []string{"filter", "filterNot", "map", "mapValues", "selectKey", "flatMap", "flatMapValues",
 		"project", "rename", "merge", "branch", "groupByKey", "groupBy", "windowedBy",
 		"count", "sum", "min", "max", "avg", "reduce", "aggregate", "toStream", "join", "dedup", "repartition", "to"}
-	common = []string{"name", "onError", "keyFormat", "valueFormat"}
+	common = []string{"name", "store", "onError", "keyFormat", "valueFormat"}
 )
 
 func (r *reader) step(n *yaml.Node, what string) *Step {
@@ -537,6 +537,7 @@ func (r *reader) step(n *yaml.Node, what string) *Step {
 	s := &Step{Op: op, Pos: r.pos(m.keys[op])}
 	what = what + " (" + op + ")"
 	s.Name = r.name(m.get("name"), what+" name")
+	s.Store = r.name(m.get("store"), what+" store")
 	if e := m.get("onError"); e != nil {
 		s.OnError = r.str(e, what+" onError")
 		if s.OnError != "skip" && s.OnError != "default" {
@@ -677,7 +678,9 @@ func (r *reader) storeOpts(s *Step, m *mapping, what string) {
 	if m == nil {
 		return
 	}
-	s.Store = r.name(m.get("store"), what+" store")
+	if m.has("store") {
+		s.Store = r.name(m.get("store"), what+" store")
+	}
 	s.TTL = r.duration(m.get("ttl"), what+" ttl")
 	s.Retention = r.duration(m.get("retention"), what+" retention")
 }
