@@ -6,10 +6,12 @@ require (
 	github.com/cockroachdb/datadriven v1.0.3-0.20230413201302-be42291fc80f
 	github.com/cockroachdb/pebble v1.1.5
 	github.com/confluentinc/confluent-kafka-go/v2 v2.11.1
+	github.com/expr-lang/expr v1.17.8
 	github.com/linkedin/goavro/v2 v2.15.0
 	github.com/prometheus/client_golang v1.17.0
 	github.com/prometheus/client_model v0.5.0
 	github.com/riferrei/srclient v0.7.2
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/spaolacci/murmur3 v1.1.0
 	github.com/spf13/cobra v1.8.1
 	github.com/twmb/franz-go v1.21.7

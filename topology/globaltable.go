@@ -55,7 +55,7 @@ func (b *Builder) GlobalTable(topic string, c Consumed, name string) *GlobalTabl
 // timestamp. The stream is never repartitioned: every instance holds the
 // whole table.
 func (s *Stream) JoinGlobalTable(g *GlobalTable, keyOf func(key, value any) any, joiner ValueJoiner, opts ...Option) *Stream {
-	return s.joinGlobal("JOIN", g, keyOf, joiner, false, opts)
+	return s.joinGlobal("JOIN", g, infallible(keyOf), joiner, false, opts)
 }
 
 // LeftJoinGlobalTable is JoinGlobalTable that also emits the records whose
@@ -64,10 +64,10 @@ func (s *Stream) JoinGlobalTable(g *GlobalTable, keyOf func(key, value any) any,
 // dropped (counted), unless the record's own key is nil too (KIP-962: it
 // joins with nil), as in Kafka Streams.
 func (s *Stream) LeftJoinGlobalTable(g *GlobalTable, keyOf func(key, value any) any, joiner ValueJoiner, opts ...Option) *Stream {
-	return s.joinGlobal("LEFTJOIN", g, keyOf, joiner, true, opts)
+	return s.joinGlobal("LEFTJOIN", g, infallible(keyOf), joiner, true, opts)
 }
 
-func (s *Stream) joinGlobal(prefix string, g *GlobalTable, keyOf func(key, value any) any, joiner ValueJoiner, left bool, opts []Option) *Stream {
+func (s *Stream) joinGlobal(prefix string, g *GlobalTable, keyOf func(key, value any) (any, error), joiner ValueJoiner, left bool, opts []Option) *Stream {
 	if g == nil || keyOf == nil || joiner == nil {
 		s.b.errorf("%s after %q: nil global table, key selector or joiner", prefix, s.node.Name)
 		return s

@@ -55,7 +55,7 @@ func (s *Stream) joinTable(prefix string, t *Table, joiner ValueJoiner, j Joined
 	}
 	view := t.view
 	out := src.add(prefix, func() Processor {
-		return &streamTableJoinProcessor{view: view, joiner: joiner, left: left, keyOf: func(k, _ any) any { return k }}
+		return &streamTableJoinProcessor{view: view, joiner: joiner, left: left, keyOf: func(k, _ any) (any, error) { return k, nil }}
 	}, false, append([]Option{WithStores(view.stores...)}, opts...))
 	return out
 }
@@ -67,7 +67,7 @@ type streamTableJoinProcessor struct {
 	view   *viewSupplier
 	joiner ValueJoiner
 	left   bool
-	keyOf  func(key, value any) any // the table key: the record key, or a GlobalTable's key selector
+	keyOf  func(key, value any) (any, error) // the table key: the record key, or a GlobalTable's key selector
 	ctx    ProcessorContext
 	get    tableView
 }
@@ -85,7 +85,10 @@ func (p *streamTableJoinProcessor) Process(r Record) error {
 	// KS: a nil table key drops the record, except in a left join of a
 	// record with a nil key (KIP-962), which joins with nil.
 	var other any
-	tk := p.keyOf(r.Key, r.Value)
+	tk, err := p.keyOf(r.Key, r.Value)
+	if err != nil {
+		return err
+	}
 	if tk == nil && !(p.left && r.Key == nil) {
 		dropped(p.ctx, "null-key", fmt.Errorf("stream-table join: record with a nil join key"))
 		return nil

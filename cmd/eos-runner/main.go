@@ -4,6 +4,8 @@
 //	eos-runner dev                     the example end to end on the embedded stack
 //	eos-runner broker --listen ADDR    the embedded broker alone, as a process
 //	eos-runner run --topology NAME     run a built-in topology as a service
+//	eos-runner run -f topology.yaml    run a topology file as a service
+//	eos-runner test -f FILE --input IN --expected OUT
 //	eos-runner describe --topology NAME
 //	eos-runner verify generate|process|check
 package main
@@ -45,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(brokerCmd(g), runCmd(g), devCmd(g), describeCmd(g), verifyCmd(g))
-	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g), configCmd(g))
+	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g), configCmd(g), testCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/eos-runner/eos-runner/declare"
 	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/topology"
 )
@@ -54,20 +56,40 @@ func (f *configFlags) load(base processor.Config) (processor.Config, error) {
 }
 
 func runCmd(g *globals) *cobra.Command {
-	var name string
+	var name, file string
 	var to topoFlags
 	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run a built-in topology as a service until SIGTERM or SIGINT",
+		Short: "Run a built-in topology or a topology file (-f) as a service until SIGTERM or SIGINT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cf.load(processor.Config{})
+			var topo *topology.Topology
+			base := processor.Config{}
+			var decl *declare.File
+			if file != "" {
+				if cmd.Flags().Changed("topology") {
+					return usageError{errors.New("run: give --topology or -f, not both")}
+				}
+				f, err := loadDeclared(g, file)
+				if err != nil {
+					return err
+				}
+				if base, err = declaredConfig(f); err != nil {
+					return usageError{err}
+				}
+				decl = f
+			}
+			cfg, err := cf.load(base)
 			if err != nil {
 				return err
 			}
 			to.registry = cfg.SchemaRegistry
-			topo, err := to.build(name)
+			if decl != nil {
+				topo, err = compileDeclared(decl, &to)
+			} else {
+				topo, err = to.build(name)
+			}
 			if err != nil {
 				return err
 			}
@@ -79,6 +101,7 @@ func runCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML) instead of a built-in topology; its settings apply under EOS_CONFIG_* variables, --config and --set")
 	to.add(cmd)
 	cf.add(cmd)
 	return cmd
@@ -99,22 +122,37 @@ func runTopology(ctx context.Context, g *globals, topo *topology.Topology, base 
 }
 
 func describeCmd(g *globals) *cobra.Command {
-	var name string
+	var name, file, format string
 	var to topoFlags
 	cmd := &cobra.Command{
 		Use:   "describe",
-		Short: "Print a topology's sub-topologies, nodes, stores and topics",
-		Args:  cobra.NoArgs,
+		Short: "Print a topology's sub-topologies, nodes, stores and topics, and its diagram",
+		Long: `Prints the sub-topologies as text (Kafka Streams' TopologyDescription) and as a
+Mermaid flowchart; --format mermaid or dot prints only the diagram (Mermaid, or
+Graphviz DOT). Takes a built-in topology (--topology) or a topology file (-f),
+which is checked first: its problems are printed with file:line:column.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topo, err := to.build(name)
-			if err != nil {
+			var topo *topology.Topology
+			var err error
+			if file != "" {
+				f, err := loadDeclared(g, file)
+				if err != nil {
+					return err
+				}
+				topo, err = declare.Compile(f, declare.Options{})
+				if err != nil {
+					return err
+				}
+			} else if topo, err = to.build(name); err != nil {
 				return err
 			}
-			fmt.Fprint(g.stdout, topo.Describe())
-			return nil
+			return printDescription(g, topo, format)
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML) instead of a built-in topology")
+	cmd.Flags().StringVar(&format, "format", "text", "text (with a Mermaid diagram), mermaid or dot")
 	to.add(cmd)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eos-runner/eos-runner/declare"
 	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
@@ -122,11 +123,11 @@ incompatible, 2 usage or schema parse error.`,
 }
 
 func schemaCheckCmd(g *globals) *cobra.Command {
-	var url, name, input string
+	var url, name, input, file string
 	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Check a built-in topology's Avro sink schemas against a schema registry, registering nothing",
+		Short: "Check a built-in topology's or a topology file's Avro sink schemas against a schema registry, registering nothing",
 		Long: `For every sink of the topology whose key or value serde is Avro, checks the
 sink's schema against its subject (<topic>-key or <topic>-value) at the
 subject's compatibility level, as the runner does at startup, but never
@@ -136,7 +137,19 @@ Internal topics are named with application.id from --config/--set. Exit
 status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cf.load(processor.Config{})
+			base := processor.Config{}
+			var decl *declare.File
+			if file != "" {
+				f, err := loadDeclared(g, file)
+				if err != nil {
+					return err
+				}
+				if base, err = declaredConfig(f); err != nil {
+					return usageError{err}
+				}
+				decl = f
+			}
+			cfg, err := cf.load(base)
 			if err != nil {
 				return err
 			}
@@ -148,7 +161,12 @@ status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 			if err != nil {
 				return err
 			}
-			topo, err := tf.build(name)
+			var topo *topology.Topology
+			if decl != nil {
+				topo, err = declare.Compile(decl, declare.Options{Registry: client})
+			} else {
+				topo, err = tf.build(name)
+			}
 			if err != nil {
 				return err
 			}
@@ -165,6 +183,7 @@ status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 	cmd.Flags().StringVar(&url, "registry", "", "schema registry URL, e.g. http://127.0.0.1:8081")
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
 	cmd.Flags().StringVar(&input, "input", "input", "input topic, for topologies that take one (verify)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML) instead of a built-in topology")
 	cf.add(cmd)
 	return cmd
 }
