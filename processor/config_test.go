@@ -86,7 +86,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		}, []string{"kafka.group.id:", "kafka.transactional.id:", "kafka.isolation.level:", "kafka.enable.auto.commit:",
 			"kafka.enable.auto.offset.store:", "kafka.partition.assignment.strategy:", "kafka.enable.idempotence:",
-			"kafka.bootstrap.servers:", "kafka.session.timeout.ms:", "kafka.transaction.timeout.ms:"}},
+			"kafka.bootstrap.servers:", "kafka.session.timeout.ms:", "kafka.transaction.timeout.ms:", "kafka.group.instance.id:"}},
 		{"several problems at once", func(c *Config) {
 			c.ApplicationID = ""
 			c.BootstrapServers = ""
