@@ -266,6 +266,11 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// the CPU mostly idle (measured by `eos-runner bench`).
 		"fetch.queue.backoff.ms": 10,
 	}
+	if _, set := scopeSettings(r.cfg.Kafka, "consumer.")["client.id"]; !set {
+		// Names the instance in the group's member list (eos-runner reset
+		// names the members it waits for; kafka-consumer-groups shows it).
+		ccfg["client.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID + "-consumer"
+	}
 	if r.cfg.StaticMembership {
 		// KIP-345: the coordinator keeps this member's assignment across a
 		// restart within the session timeout, and librdkafka sends no
