@@ -28,6 +28,9 @@ type topicPlan struct {
 	// topics is the partition count of every existing topic (full name) at
 	// startup, before anything was created.
 	topics map[string]int
+	// backfilled holds the external stream sources: the topics where
+	// from-datetime applies (rebalance.go, fromTimeOffset).
+	backfilled map[string]bool
 }
 
 // prepareTopics checks source topics, derives partition counts (through
@@ -114,6 +117,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		return nil, errors.Join(errs...)
 	}
 	plan.copart = planCopartitions(plan.subOf)
+	plan.backfilled = backfilledTopics(r.topo)
 	var specs []kafka.TopicSpecification
 	names := make([]string, 0, len(create))
 	for name := range create {
@@ -172,4 +176,29 @@ func changelogConfig(spec topology.StoreSpec, additional time.Duration) map[stri
 	}
 	return map[string]string{"cleanup.policy": "compact,delete",
 		"retention.ms": strconv.FormatInt((spec.Retention + additional).Milliseconds(), 10)}
+}
+
+// backfilledTopics are the topology's external source topics that no table
+// or global table reads as its store's source.
+func backfilledTopics(topo *topology.Topology) map[string]bool {
+	tables := map[string]bool{}
+	for _, spec := range topo.Stores {
+		if spec.SourceTopic != "" {
+			tables[spec.SourceTopic] = true
+		}
+	}
+	out := map[string]bool{}
+	for _, st := range topo.SubTopologies {
+		for _, src := range st.Sources {
+			if src.Internal {
+				continue
+			}
+			for _, t := range src.Topics {
+				if !tables[t] {
+					out[t] = true
+				}
+			}
+		}
+	}
+	return out
 }

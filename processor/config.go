@@ -3,7 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"runtime"
 	"sort"
@@ -117,9 +117,29 @@ type Config struct {
 	// (partitiongroup.go).
 	MaxTaskIdle   time.Duration `yaml:"-"`
 	MaxTaskIdleMs int           `yaml:"max.task.idle.ms"`
-	// MetricsAddr serves Prometheus metrics at /metrics when set; a
-	// host-less address (":9090") binds loopback only (httpserver.go).
+	// MetricsAddr serves the HTTP endpoints (/metrics, /healthz, /readyz,
+	// /topology) when set; a host-less address (":9090") binds loopback
+	// only (httpserver.go).
 	MetricsAddr string `yaml:"metrics.addr"`
+	// ApplicationServer is this instance's host:port as other instances and
+	// clients reach it (Kafka Streams' application.server). When set, the
+	// HTTP endpoints listen there too (on both, when metrics.addr names
+	// another address).
+	ApplicationServer string `yaml:"application.server"`
+	// StaticMembership makes the consumer a static group member
+	// (KIP-345): librdkafka's group.instance.id is instance.id, so a
+	// restart within session.timeout.ms gets its partitions back without a
+	// rebalance, and a crash is noticed only when the session times out.
+	// Default false. instance.id must then be unique among live instances
+	// (it already must be, for the transactional.id).
+	StaticMembership bool `yaml:"static.membership"`
+	// FromTime, when set, is where a partition without a committed offset
+	// starts: the first record at or after it (ListOffsets by timestamp),
+	// instead of the log start. Only external stream sources: repartition
+	// topics and tables' source topics still start at the log start, so
+	// that a table holds every key. `eos-runner run --from-datetime`; no
+	// config file name (a backfill is a one-off decision, not a setting).
+	FromTime time.Time `yaml:"-"`
 	// HTTP secures the runner's HTTP endpoints: http.ssl.*, http.basic.auth.user.info,
 	// http.bearer.auth.token (httpserver.go).
 	HTTP HTTPConfig `yaml:",inline"`
@@ -138,7 +158,7 @@ type Config struct {
 // would break the exactly-once protocol.
 var reserved = []string{"group.id", "transactional.id", "isolation.level", "enable.auto.commit",
 	"enable.auto.offset.store", "partition.assignment.strategy", "enable.idempotence", "bootstrap.servers",
-	"session.timeout.ms", "transaction.timeout.ms"}
+	"session.timeout.ms", "transaction.timeout.ms", "group.instance.id"}
 
 // LoadConfig reads a YAML file of Kafka Streams-style keys (see Config). An
 // unknown key is an error naming it.
@@ -150,17 +170,53 @@ func LoadConfig(path string) (Config, error) {
 
 // LoadConfigInto reads a YAML file as LoadConfig does, over c: settings the
 // file does not name keep their values in c (kafka.* properties merge).
+// Every problem of the file is reported at once, each with its line: an
+// unknown key does not hide a bad value further down.
 func LoadConfigInto(path string, c *Config) error {
+	return loadFile(path, c, nil)
+}
+
+// loadFile is LoadConfigInto, recording each setting it sets in origins
+// (nil: none) as SourceFile.
+func loadFile(path string, c *Config, origins Origins) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file is an empty config
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+	if len(doc.Content) == 0 { // empty, or only comments
+		return nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("config %s: line %d: want a mapping of settings", path, top.Line)
+	}
+	var errs []error
+	set := func(key string, v *yaml.Node) {
+		if v.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("config %s: line %d: %s: want a single value", path, v.Line, key))
+			return
+		}
+		if err := c.Set(key, v.Value); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: line %d: %w", path, v.Line, err))
+			return
+		}
+		origins.set(key, SourceFile)
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		if k.Value == "kafka" && v.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				set("kafka."+v.Content[j].Value, v.Content[j+1])
+			}
+			continue
+		}
+		set(k.Value, v)
+	}
+	return errors.Join(errs...)
 }
 
 // Set assigns one setting by its Kafka Streams name (as in a YAML file or a
@@ -215,6 +271,12 @@ func (c *Config) Set(key, value string) error {
 		c.MaxTaskIdleMs, err = atoi()
 	case "metrics.addr":
 		c.MetricsAddr = value
+	case "application.server":
+		c.ApplicationServer = value
+	case "static.membership":
+		if c.StaticMembership, err = strconv.ParseBool(value); err != nil {
+			err = fmt.Errorf("config %s: %q is not a boolean", key, value)
+		}
 	default:
 		if c.SchemaRegistry.Set(key, value) || c.HTTP.set(key, value) {
 			return nil
@@ -322,6 +384,11 @@ func (c Config) Validate() error {
 	}
 	if c.InstanceID == "" {
 		bad("instance.id: required (no host name to default to)")
+	}
+	if c.ApplicationServer != "" {
+		if _, _, err := net.SplitHostPort(c.ApplicationServer); err != nil {
+			bad("application.server: %q is not host:port", c.ApplicationServer)
+		}
 	}
 	if c.ProcessingGuarantee == ExactlyOnceV2 && c.TransactionTimeout >= c.SessionTimeout {
 		bad("transaction.timeout.ms (%d) must be below session.timeout.ms (%d)",

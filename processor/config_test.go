@@ -86,7 +86,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		}, []string{"kafka.group.id:", "kafka.transactional.id:", "kafka.isolation.level:", "kafka.enable.auto.commit:",
 			"kafka.enable.auto.offset.store:", "kafka.partition.assignment.strategy:", "kafka.enable.idempotence:",
-			"kafka.bootstrap.servers:", "kafka.session.timeout.ms:", "kafka.transaction.timeout.ms:"}},
+			"kafka.bootstrap.servers:", "kafka.session.timeout.ms:", "kafka.transaction.timeout.ms:", "kafka.group.instance.id:"}},
 		{"several problems at once", func(c *Config) {
 			c.ApplicationID = ""
 			c.BootstrapServers = ""
@@ -385,5 +385,68 @@ func TestConfigWithDefaults(t *testing.T) {
 	// withDefaults has a value receiver: the caller's Config is untouched.
 	if set.CommitMaxRecords != 7 || set.SessionTimeout != 0 {
 		t.Errorf("withDefaults modified its receiver: %+v", set)
+	}
+}
+
+// TestConfigSourcesEveryProblemAtOnce: an unknown key in the file hides
+// neither a bad value below it, nor a bad environment variable, nor a bad
+// --set; each names its line, variable or setting.
+func TestConfigSourcesEveryProblemAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.yaml")
+	if err := os.WriteFile(path, []byte("application.id: a\ncommit.interval: 100\nnum.stream.threads: many\nkafka:\n  linger.ms: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := NewConfigSources(Config{})
+	s.File(path)
+	s.Env([]string{"EOS_RUNNER_SESSION_TIMEOUT_MS=soon", "EOS_RUNNER_BOOTSTRAP_SERVERS=b:9092", "HOME=/root"})
+	s.Set("bogus.setting", "1")
+	s.Set("instance.id", "i")
+	err := s.Err()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"line 2", `"commit.interval"`, "line 3", `"many"`, "EOS_RUNNER_SESSION_TIMEOUT_MS", `"bogus.setting"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 4 {
+		t.Errorf("%d problems, want 4:\n%v", n, err)
+	}
+	want := map[string]string{"application.id": SourceFile, "kafka.linger.ms": SourceFile, "bootstrap.servers": SourceEnv, "instance.id": SourceFlag}
+	for k, v := range want {
+		if s.Origins[k] != v {
+			t.Errorf("origin of %s = %q, want %q", k, s.Origins[k], v)
+		}
+	}
+}
+
+func TestConfigEffectiveSettings(t *testing.T) {
+	s := NewConfigSources(Config{})
+	s.Env([]string{"EOS_RUNNER_APPLICATION_ID=from-env", "EOS_RUNNER_KAFKA_SASL_PASSWORD=hunter2", "EOS_RUNNER_KAFKA_LOG__LEVEL=7"})
+	s.Set("application.id", "from-flag")
+	s.Set("commit.interval.ms", "250")
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Setting{}
+	for _, st := range s.Config.EffectiveSettings(s.Origins) {
+		got[st.Name] = st
+	}
+	for _, want := range []Setting{
+		{"application.id", "from-flag", SourceFlag},
+		{"commit.interval.ms", "250", SourceFlag},
+		{"transaction.timeout.ms", "30000", SourceDefault},
+		{"static.membership", "false", SourceDefault},
+		{"kafka.sasl.password", "[redacted]", SourceEnv},
+		{"kafka.log_level", "7", SourceEnv},
+		{"dlq.topic", "from-flag-dlq", SourceDefault},
+	} {
+		if got[want.Name] != want {
+			t.Errorf("%s: got %+v, want %+v", want.Name, got[want.Name], want)
+		}
+	}
+	if _, ok := got["metrics.addr"]; ok {
+		t.Error("an unset setting without a default is listed")
 	}
 }

@@ -2,11 +2,14 @@ package processor
 
 import (
 	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +19,8 @@ import (
 	"github.com/eos-runner/eos-runner/internal/secret"
 )
 
-// HTTPConfig secures the runner's HTTP endpoints (today /metrics at
-// metrics.addr). Names follow Confluent's for its REST clients, under
+// HTTPConfig secures the runner's HTTP endpoints (httpMux) at metrics.addr
+// and application.server. Names follow Confluent's for its REST clients, under
 // http.; every value may be a ${env:NAME} or ${file:PATH} reference.
 //
 // The endpoints bind loopback unless metrics.addr names a host: ":9090"
@@ -121,43 +124,117 @@ func (h HTTPConfig) guard(next http.Handler) http.Handler {
 	})
 }
 
-// serveHTTP starts the runner's HTTP endpoints when metrics.addr is set and
-// returns the function that stops them. A bind failure or bad TLS files
-// stop startup.
+// httpMux routes the runner's endpoints:
+//
+//	/metrics   Prometheus text format (metrics.go, docs/operations.md)
+//	/healthz   200 while the process is alive: its poll loop runs (or has not
+//	           started yet) and its producer hit no fatal error; else 503.
+//	           For a liveness probe.
+//	/readyz    200 once every assigned task is restored and running; 503
+//	           before the first assignment, while a restore or a rebalance is
+//	           under way, and once stopping. JSON with the counts either way.
+//	           For a readiness probe.
+//	/topology  the topology as Describe prints it; ?format=mermaid for a
+//	           Mermaid flowchart.
+func (r *Runner) httpMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(r.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		status, body := http.StatusOK, map[string]string{"status": "ok"}
+		if err := r.health.liveness(time.Now(), r.producerFatal.Load()); err != nil {
+			status, body = http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "reason": err.Error()}
+		}
+		writeJSON(w, status, body)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		rd := r.health.readiness(time.Now(), r.producerFatal.Load())
+		status := http.StatusOK
+		if !rd.Ready {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, rd)
+	})
+	mux.HandleFunc("/topology", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		switch req.URL.Query().Get("format") {
+		case "", "text":
+			fmt.Fprint(w, r.topo.Describe())
+		case "mermaid":
+			fmt.Fprint(w, r.topo.Mermaid())
+		default:
+			http.Error(w, "format: want text or mermaid", http.StatusBadRequest)
+		}
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// httpAddrs are the addresses the endpoints listen on: metrics.addr and
+// application.server, each once.
+func (c Config) httpAddrs() []string {
+	var out []string
+	for _, a := range []string{c.MetricsAddr, c.ApplicationServer} {
+		if a != "" && !slices.Contains(out, loopbackDefault(a)) {
+			out = append(out, loopbackDefault(a))
+		}
+	}
+	return out
+}
+
+// serveHTTP starts the runner's HTTP endpoints on metrics.addr and
+// application.server, when set, and returns the function that stops them.
+// A bind failure or bad TLS files stop startup.
 func (r *Runner) serveHTTP() (stop func(), err error) {
-	if r.cfg.MetricsAddr == "" {
+	addrs := r.cfg.httpAddrs()
+	if len(addrs) == 0 {
 		return func() {}, nil
 	}
 	h := r.cfg.HTTP
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(r.m.reg, promhttp.HandlerOpts{}))
-	addr := loopbackDefault(r.cfg.MetricsAddr)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics.addr: %w", err)
-	}
-	srv := &http.Server{Handler: h.guard(mux), ReadHeaderTimeout: 10 * time.Second}
+	var tc *tls.Config
 	scheme := "http"
 	if h.SSLCertificateLocation != "" {
-		tc, err := certs.ServerConfig(h.SSLCertificateLocation, h.SSLKeyLocation, "")
-		if err != nil {
-			ln.Close()
+		if tc, err = certs.ServerConfig(h.SSLCertificateLocation, h.SSLKeyLocation, ""); err != nil {
 			return nil, fmt.Errorf("http.ssl.certificate.location: %w", err)
 		}
-		srv.TLSConfig, scheme = tc, "https"
+		scheme = "https"
 	}
-	go func() {
-		var err error
-		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
+	handler := h.guard(r.httpMux())
+	var servers []*http.Server
+	stop = func() {
+		for _, s := range servers {
+			s.Close()
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.log.Error("metrics server", "err", err)
+	}
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			stop()
+			setting := "metrics.addr"
+			if addr == loopbackDefault(r.cfg.ApplicationServer) {
+				setting = "application.server"
+			}
+			return nil, fmt.Errorf("%s: %w", setting, err)
 		}
-	}()
-	r.log.Info("http endpoints listening", "url", scheme+"://"+ln.Addr().String()+"/metrics",
-		"auth", h.BasicAuthUserInfo != "" || h.BearerAuthToken != "")
-	return func() { srv.Close() }, nil
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+		servers = append(servers, srv)
+		go func() {
+			var err error
+			if srv.TLSConfig != nil {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("http server", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		r.log.Info("http endpoints listening", "url", scheme+"://"+ln.Addr().String()+"/",
+			"endpoints", "/metrics /healthz /readyz /topology", "auth", h.BasicAuthUserInfo != "" || h.BearerAuthToken != "")
+	}
+	return stop, nil
 }

@@ -29,6 +29,14 @@ type metrics struct {
 	rebalances    prometheus.Counter
 	redelivered   prometheus.Counter
 	dropped       *prometheus.CounterVec
+
+	// Kafka Streams' names where it has one (docs/operations.md lists them).
+	consumed       *prometheus.CounterVec // records-consumed-total, per topic
+	produced       *prometheus.CounterVec // record-send-total, per topic, on delivery
+	processLatency prometheus.Histogram   // process-latency-*, process-rate (its _count)
+	e2eLatency     prometheus.Histogram   // record-e2e-latency, to the commit
+	punctuations   prometheus.Counter     // punctuate-total
+	restore        *restoreProgress       // restore-remaining-records-total
 }
 
 func newMetrics(appID string) *metrics {
@@ -60,5 +68,20 @@ func newMetrics(appID string) *metrics {
 		Help:        "Records dropped without an error by reason: late (a window already closed), expired-window (a write to a window past retention).",
 		ConstLabels: labels}, []string{"reason"})
 	m.reg.MustRegister(m.dropped, m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
+	m.consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_records_consumed_total",
+		Help: "Records the consumer delivered, per topic (Kafka's records-consumed-total).", ConstLabels: labels}, []string{"topic"})
+	m.produced = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_records_produced_total",
+		Help:        "Records the broker acknowledged, per topic: sinks, changelogs, repartition and dead-letter topics (Kafka's record-send-total). Records of an aborted transaction count too.",
+		ConstLabels: labels}, []string{"topic"})
+	m.processLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "eos_process_latency_seconds",
+		Help:        "Time to process one input record through its sub-topology (Kafka Streams' process-latency; the rate of _count is its process-rate).",
+		ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.000_005, 4, 12)})
+	m.e2eLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "eos_record_e2e_latency_seconds",
+		Help:        "From an input record's timestamp to the commit of the transaction that processed it (Kafka Streams' record-e2e-latency, taken at the commit).",
+		ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 22)})
+	m.punctuations = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_punctuations_total",
+		Help: "Punctuators run, stream time and wall clock (Kafka Streams' punctuate-total).", ConstLabels: labels})
+	m.restore = newRestoreProgress(labels)
+	m.reg.MustRegister(m.consumed, m.produced, m.processLatency, m.e2eLatency, m.punctuations, m.restore)
 	return m
 }

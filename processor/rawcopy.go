@@ -92,6 +92,7 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 		return &cm
 	}
 	producer, err := kafka.NewProducer(config(kafka.ConfigMap{
+		"go.logs.channel.enable":    true,
 		"enable.idempotence":        true,
 		"acks":                      "all",
 		"linger.ms":                 5,
@@ -100,6 +101,7 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 	if err != nil {
 		return RawCopyResult{}, fmt.Errorf("raw copy: producer: %w", err)
 	}
+	go forwardLogs(log, "raw-copy-producer", producer.Logs())
 	var res RawCopyResult
 	var delivered, failed atomic.Int64
 	drained := make(chan struct{})
@@ -125,7 +127,8 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 		<-drained
 	}()
 	consumer, err := kafka.NewConsumer(config(kafka.ConfigMap{
-		"auto.offset.reset": "earliest",
+		"go.logs.channel.enable": true,
+		"auto.offset.reset":      "earliest",
 		// librdkafka's default (1000ms) postpones a partition's next fetch by
 		// a whole second once its prefetch queue passes queued.min.messages
 		// (100000, shared by the partitions); with 8 partitions that capped
@@ -141,6 +144,7 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("raw copy: consumer: %w", err)
 	}
+	go forwardLogs(log, "raw-copy-consumer", consumer.Logs())
 	if err := consumer.Subscribe(cfg.Input, nil); err != nil {
 		consumer.Close()
 		return res, fmt.Errorf("raw copy: subscribe %s: %w", cfg.Input, err)

@@ -20,10 +20,19 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	r.m.rebalances.Inc()
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
+		// Under the cooperative protocol librdkafka calls this at the end
+		// of every rebalance, with an empty list when nothing is added: it
+		// ends the rebalance for /readyz.
 		r.onAssigned(c, e.Partitions)
+		r.health.assigned.Store(true)
+		r.health.rebalancing.Store(false)
 	case kafka.RevokedPartitions:
+		r.health.rebalancing.Store(true)
 		r.onRevoked(c, e.Partitions, c.AssignmentLost())
 	}
+	r.health.loopTick(time.Now(), r.tm)
+	r.health.publishOwned(r.tm)
+	r.m.restore.keepOnly(restoringStores(r.tm))
 	return nil
 }
 
@@ -113,6 +122,10 @@ func (r *Runner) startOffsets(c *kafka.Consumer, parts []kafka.TopicPartition, c
 		var next int64
 		if cp, ok := committed[partitionKey{*p.Topic, p.Partition}]; ok {
 			next = cp.Next
+		} else if off, ok, err := r.fromTimeOffset(c, *p.Topic, p.Partition); err != nil {
+			return nil, err
+		} else if ok {
+			next = off
 		} else {
 			low, _, err := c.QueryWatermarkOffsets(*p.Topic, p.Partition, int(min(10*time.Second, r.cfg.TransactionTimeout).Milliseconds()))
 			if err != nil {
@@ -176,4 +189,34 @@ func (r *Runner) fetchCommitted(c *kafka.Consumer, parts []kafka.TopicPartition)
 		r.log.Warn("committed offsets not available yet; retrying", "err", err)
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// fromTimeOffset is where a partition without a committed offset starts
+// under from-datetime (Config.FromTime): the first offset at or after it,
+// the log end when every record is older. ok is false without
+// from-datetime, and for internal topics and tables' source topics, which
+// start at the log start (a table must hold every key).
+func (r *Runner) fromTimeOffset(c *kafka.Consumer, topic string, partition int32) (int64, bool, error) {
+	if r.cfg.FromTime.IsZero() || !r.plan.backfilled[topic] {
+		return 0, false, nil
+	}
+	q := []kafka.TopicPartition{{Topic: &topic, Partition: partition, Offset: kafka.Offset(r.cfg.FromTime.UnixMilli())}}
+	res, err := c.OffsetsForTimes(q, int(min(10*time.Second, r.cfg.TransactionTimeout).Milliseconds()))
+	if err == nil && len(res) == 1 && res[0].Error != nil {
+		err = res[0].Error
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("offset of %s[%d] at --from-datetime %s: %w", topic, partition, r.cfg.FromTime.Format(time.RFC3339), err)
+	}
+	off := int64(res[0].Offset)
+	if off < 0 { // no record at or after the time: start at the end
+		_, hi, err := c.QueryWatermarkOffsets(topic, partition, int(min(10*time.Second, r.cfg.TransactionTimeout).Milliseconds()))
+		if err != nil {
+			return 0, false, fmt.Errorf("log end of %s[%d]: %w", topic, partition, err)
+		}
+		off = hi
+	}
+	r.log.Info("backfill: partition without a committed offset starts at --from-datetime", "topic", topic, "partition", partition,
+		"from", r.cfg.FromTime.Format(time.RFC3339Nano), "offset", off)
+	return off, true, nil
 }

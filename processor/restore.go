@@ -112,6 +112,7 @@ func (tm *taskManager) restoreStore(ctx context.Context, mux *restoreMux, taskID
 		MaxStateAge: maxStateAge(retention, tm.cfg.TransactionTimeout),
 		StreamTime:  st,
 		Report: func(p changelog.Progress) {
+			tm.m.restore.report(p) // eos_restore_remaining_records
 			tm.log.Info("restoring", "task", taskID, "store", p.Store, "partition", p.Partition, "restored", p.Restored,
 				"percent", strconv.FormatFloat(p.Percent, 'f', 1, 64), "records_per_sec", int64(p.RecordsPerSec))
 		},

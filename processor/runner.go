@@ -63,6 +63,18 @@ type Runner struct {
 	globalFatal atomic.Pointer[error]
 
 	purge *purger // repartition topics' consumed records; nil without any
+
+	// health is what the poll loop publishes for the HTTP endpoints and the
+	// lag metric (health.go).
+	health *health
+	// consumedBy caches eos_records_consumed_total per topic. Poll loop only.
+	consumedBy map[string]prometheus.Counter
+	// e2eTxn is the start of the transaction e2eTimestamps belong to; the
+	// timestamps (unix ms) of the records dispatched in it are observed
+	// into eos_record_e2e_latency_seconds when it commits, and dropped when
+	// another transaction begins (after an abort). Poll loop only.
+	e2eTxn        time.Time
+	e2eTimestamps []int64
 }
 
 type work struct {
@@ -97,6 +109,21 @@ func New(cfg Config, topo *topology.Topology, opts ...Option) (*Runner, error) {
 	r.log = slog.New(secret.Handler(r.log.Handler()))
 	r.log = r.log.With("application.id", cfg.ApplicationID, "instance.id", cfg.InstanceID)
 	r.m = newMetrics(cfg.ApplicationID)
+	r.health = newHealth(cfg)
+	r.consumedBy = map[string]prometheus.Counter{}
+	labels := prometheus.Labels{"application_id": cfg.ApplicationID}
+	r.m.reg.MustRegister(newLagCollector(r.health, labels),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eos_ready", ConstLabels: labels,
+			Help: "1 when /readyz answers ready: every assigned task restored and running, no rebalance under way."},
+			func() float64 {
+				if r.health.readiness(time.Now(), r.producerFatal.Load()).Ready {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eos_restoring_tasks", ConstLabels: labels,
+			Help: "Assigned tasks whose stores are still being restored."},
+			func() float64 { return float64(r.health.restoring.Load()) }))
 	return r, nil
 }
 
@@ -160,14 +187,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	if err := r.prepareSerdes(ctx); err != nil {
 		return err
 	}
-	// log_level 3: the admin client is short-lived and has no log channel;
-	// only its errors reach stderr.
-	admin, err := kafka.NewAdminClient(r.kafkaConfig("admin", kafka.ConfigMap{"log_level": 3}))
+	admin, closeAdmin, err := r.newAdminClient("admin")
 	if err != nil {
 		return fmt.Errorf("admin client: %w", err)
 	}
 	r.plan, err = r.prepareTopics(ctx, admin)
-	admin.Close()
+	closeAdmin()
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
@@ -230,7 +255,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.com.abortTimeout = r.cfg.TransactionTimeout
 
 	go r.drainLogs("producer", r.producer.Logs())
-	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
+	ccfg := kafka.ConfigMap{
 		"go.logs.channel.enable":        true,
 		"group.id":                      r.cfg.ApplicationID,
 		"partition.assignment.strategy": "cooperative-sticky",
@@ -243,11 +268,24 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// "full enough", which capped a consumer here at ~130k records/s with
 		// the CPU mostly idle (measured by `eos-runner bench`).
 		"fetch.queue.backoff.ms": 10,
-	}))
+	}
+	if _, set := scopeSettings(r.cfg.Kafka, "consumer.")["client.id"]; !set {
+		// Names the instance in the group's member list (eos-runner reset
+		// names the members it waits for; kafka-consumer-groups shows it).
+		ccfg["client.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID + "-consumer"
+	}
+	if r.cfg.StaticMembership {
+		// KIP-345: the coordinator keeps this member's assignment across a
+		// restart within the session timeout, and librdkafka sends no
+		// LeaveGroup on close (docs/operations.md, static membership).
+		ccfg["group.instance.id"] = r.cfg.InstanceID
+	}
+	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", ccfg))
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	go r.drainLogs("consumer", r.consumer.Logs())
+	r.health.attach(r.consumer)
 	if r.eos() {
 		if err := r.abortLeftoverTransaction(ctx); err != nil {
 			r.consumer.Close()
@@ -311,6 +349,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"commit.interval", r.cfg.CommitInterval, "threads", r.cfg.NumStreamThreads, "startup", time.Since(start))
 
 	err = r.loop(ctx)
+	r.health.stop(err) // not ready from here on: a load balancer stops sending
 	if err == nil {
 		// Graceful: commit what was processed. The commit's barrier may find
 		// a worker's failure that the loop never saw; it settles it as in
@@ -373,6 +412,7 @@ func (r *Runner) stopOnError(err error) error {
 // safe: the group drops the member when its session runs out, as after a
 // crash. The callback has no task left to touch if it wakes up later.
 func (r *Runner) closeConsumer() error {
+	r.health.detach()
 	done := make(chan error, 1)
 	go func() { done <- r.consumer.Close() }()
 	select {
@@ -445,10 +485,19 @@ func (r *Runner) prepareSerdes(ctx context.Context) error {
 // records delivery reports in the tracker and nothing else (STYLE lesson 6).
 func (r *Runner) drainDeliveries(done chan struct{}) {
 	defer close(done)
+	produced := map[string]prometheus.Counter{} // the drainer's own cache
 	for ev := range r.producer.Events() {
 		switch e := ev.(type) {
 		case *kafka.Message:
 			r.tracker.report(e)
+			if e.TopicPartition.Error == nil && e.TopicPartition.Topic != nil {
+				c, ok := produced[*e.TopicPartition.Topic]
+				if !ok {
+					c = r.m.produced.WithLabelValues(*e.TopicPartition.Topic)
+					produced[*e.TopicPartition.Topic] = c
+				}
+				c.Inc()
+			}
 		case kafka.Error:
 			if e.IsFatal() {
 				err := r.txnAuthorization(e)
@@ -459,9 +508,16 @@ func (r *Runner) drainDeliveries(done chan struct{}) {
 	}
 }
 
-// drainLogs forwards librdkafka's log lines to slog (syslog levels: 0-3
-// error, 4 warning, 5-6 info, 7 debug), until the client closes.
-func (r *Runner) drainLogs(client string, logs chan kafka.LogEvent) {
+// drainLogs forwards librdkafka's log lines to slog (forwardLogs), until
+// the client closes.
+func (r *Runner) drainLogs(client string, logs chan kafka.LogEvent) { forwardLogs(r.log, client, logs) }
+
+// forwardLogs forwards librdkafka's log lines to log (syslog levels: 0-3
+// error, 4 warning, 5-6 info, 7 debug) with the client's name, until the
+// channel closes (its client closed). Every librdkafka client of the
+// program needs go.logs.channel.enable and this, or librdkafka prints its
+// lines raw on stderr (clientlogs.go).
+func forwardLogs(log *slog.Logger, client string, logs chan kafka.LogEvent) {
 	for l := range logs {
 		level := slog.LevelDebug
 		switch {
@@ -472,7 +528,7 @@ func (r *Runner) drainLogs(client string, logs chan kafka.LogEvent) {
 		case l.Level <= 6 && l.Tag != "GETSUBSCRIPTIONS":
 			level = slog.LevelInfo
 		}
-		r.log.Log(context.Background(), level, "librdkafka: "+l.Message, "client", client, "tag", l.Tag)
+		log.Log(context.Background(), level, "librdkafka: "+l.Message, "client", client, "tag", l.Tag)
 	}
 }
 
@@ -482,7 +538,9 @@ func (r *Runner) worker(ctx context.Context, ch chan work) {
 		if !r.failures.any() {
 			var err error
 			if w.msg != nil {
+				start := time.Now()
 				err = w.t.process(ctx, w.msg)
+				r.m.processLatency.Observe(time.Since(start).Seconds())
 				r.m.processed.Inc()
 			} else {
 				err = w.t.punctuate(ctx, topology.WallClockTime, w.wall)
@@ -509,6 +567,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		r.health.loopTick(time.Now(), r.tm)
 		if r.fatal != nil {
 			return r.fatal
 		}
@@ -572,6 +631,7 @@ func (r *Runner) loop(ctx context.Context) error {
 // for tests that watch a running process.
 func (r *Runner) reportProgress() {
 	tasks, running, restoring := r.tm.counts()
+	r.m.restore.keepOnly(restoringStores(r.tm))
 	r.log.Info("progress", "processed", int64(counterValue(r.m.processed)), "commits", int64(counterValue(r.m.commits)),
 		"aborts", int64(counterValue(r.m.aborts)), "tasks", tasks, "running", running, "restoring", restoring)
 }
@@ -586,6 +646,12 @@ func (r *Runner) onMessage(m *kafka.Message) error {
 		r.log.Warn("consume error", "topic", tp.Topic, "partition", tp.Partition, "err", m.TopicPartition.Error)
 		return nil
 	}
+	c, ok := r.consumedBy[tp.Topic]
+	if !ok {
+		c = r.m.consumed.WithLabelValues(tp.Topic)
+		r.consumedBy[tp.Topic] = c
+	}
+	c.Inc()
 	t := r.tm.taskOf[tp]
 	if t == nil {
 		return nil // revoked meanwhile
@@ -622,6 +688,10 @@ func (r *Runner) dispatchRecord(t *task, tp partitionKey, m *kafka.Message) erro
 	if err := r.com.ensureOpen(); err != nil {
 		return err
 	}
+	if r.com.state.started != r.e2eTxn {
+		r.e2eTxn, r.e2eTimestamps = r.com.state.started, r.e2eTimestamps[:0]
+	}
+	r.e2eTimestamps = append(r.e2eTimestamps, m.Timestamp.UnixMilli())
 	r.com.state.track(tp, int64(m.TopicPartition.Offset))
 	r.dispatch(work{t: t, msg: m})
 	return nil
@@ -704,7 +774,13 @@ func (r *Runner) commit(ctx context.Context) error {
 	case err == nil:
 		r.consecutiveAborts = 0
 		r.m.commits.Inc()
-		r.m.commitSeconds.Observe(time.Since(start).Seconds())
+		done := time.Now()
+		r.m.commitSeconds.Observe(done.Sub(start).Seconds())
+		for _, ts := range r.e2eTimestamps {
+			r.m.e2eLatency.Observe(max(0, float64(done.UnixMilli()-ts)/1000))
+		}
+		r.e2eTimestamps = r.e2eTimestamps[:0]
+		r.health.publishOwned(r.tm)
 		r.purge.afterCommit(context.WithoutCancel(ctx), start, r.tm.committed)
 		return nil
 	case errors.As(err, &pe) && !errors.Is(err, ErrFatal):

@@ -637,6 +637,7 @@ func (t *task) punctuate(ctx context.Context, typ topology.PunctuationType, now 
 		for !now.Before(p.next) {
 			p.next = p.next.Add(p.interval)
 		}
+		t.metrics.punctuations.Inc()
 		if err := t.runPunctuator(p, now); err != nil {
 			t.discard()
 			return fmt.Errorf("task %s: %s punctuator of %s: %w", t.id, p.typ, p.node, err)

@@ -217,3 +217,7 @@ func (g *diagram) dot() string {
 	sb.WriteString("}\n")
 	return sb.String()
 }
+
+// Mermaid is Diagram(Mermaid), what the runner's /topology?format=mermaid
+// serves.
+func (t *Topology) Mermaid() string { return t.Diagram(Mermaid) }

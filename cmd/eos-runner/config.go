@@ -20,22 +20,34 @@ func configCmd(g *globals) *cobra.Command {
 	var cf configFlags
 	print := &cobra.Command{
 		Use:   "print",
-		Short: "Print every setting, name=value, secrets shown as [redacted]",
-		Long: `Prints the settings of --config and --set, one name=value a line, as the
-runner would take them. Secret settings (sasl.password, ssl.key.password,
+		Short: "Print every effective setting with where it came from, secrets shown as [redacted]",
+		Long: `Prints the settings the runner would use, defaults included, one a line:
+name=value and, after "#", where the value came from: default, file
+(--config), env (an EOS_RUNNER_* variable: the name upper-cased, "." as
+"_", "_" as "__") or flag (--set). Later sources win: default < file < env
+< flag. Secret settings (sasl.password, ssl.key.password,
 basic.auth.user.info, bearer.auth.token, ...) print as [redacted]; a
-${env:NAME} or ${file:PATH} reference prints as written. With --check, the
-references are resolved and the settings validated too (files readable,
-mechanism known), exiting 1 on a problem.`,
+${env:NAME} or ${file:PATH} reference prints as written. Every problem of
+the sources is listed at once. With --check, the references are resolved
+and the settings validated too (files readable, mechanism known), exiting 1
+on a problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cf.load(processor.Config{})
+			src, err := cf.sources(processor.Config{})
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(g.stdout, cfg.String())
+			w := 0
+			settings := src.Config.EffectiveSettings(src.Origins)
+			for _, s := range settings {
+				w = max(w, len(s.Name)+1+len(s.Value))
+			}
+			for _, s := range settings {
+				kv := s.Name + "=" + s.Value
+				fmt.Fprintf(g.stdout, "%-*s  # %s\n", w, kv, s.Source)
+			}
 			if check, _ := cmd.Flags().GetBool("check"); check {
-				if err := cfg.Validate(); err != nil {
+				if err := src.Config.Validate(); err != nil {
 					return err
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,11 +15,6 @@ import (
 
 // Declared topologies (package declare): `run -f`, `describe -f`, `schema
 // check -f` and `test -f` take a topology file instead of --topology.
-
-// envPrefix marks environment variables that override a file's settings:
-// EOS_CONFIG_BOOTSTRAP_SERVERS=host:9092 sets bootstrap.servers (the rest of
-// the name lower-cased, '_' read as '.').
-const envPrefix = "EOS_CONFIG_"
 
 // loadDeclared loads a topology file; its problems are printed, every one
 // with file:line:column, and make the command exit 1 before anything
@@ -42,24 +36,14 @@ func loadDeclared(g *globals, path string) (*declare.File, error) {
 }
 
 // declaredConfig is the processor.Config of a file: its application.id and
-// settings, then EOS_CONFIG_* environment variables; --config and --set
-// apply over it (cf.load).
+// settings; --config, EOS_RUNNER_* environment variables and --set apply
+// over it (configFlags.sources).
 func declaredConfig(f *declare.File) (processor.Config, error) {
 	var cfg processor.Config
 	cfg.ApplicationID = f.AppID
 	for _, s := range f.Settings {
 		if err := cfg.Set(s.Key, s.Value); err != nil {
 			return cfg, fmt.Errorf("%s: %w", s.Pos, err)
-		}
-	}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, envPrefix) {
-			continue
-		}
-		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, envPrefix), "_", "."))
-		if err := cfg.Set(name, v); err != nil {
-			return cfg, fmt.Errorf("environment %s: %w", k, err)
 		}
 	}
 	return cfg, nil

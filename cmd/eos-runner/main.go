@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(brokerCmd(g), runCmd(g), devCmd(g), describeCmd(g), verifyCmd(g))
-	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g), configCmd(g), testCmd(g))
+	root.AddCommand(registryCmd(g), schemaCmd(g), benchCmd(g), dlqCmd(g), configCmd(g), testCmd(g), resetCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,31 +33,52 @@ func (f *configFlags) addPersistent(cmd *cobra.Command) {
 }
 
 func (f *configFlags) load(base processor.Config) (processor.Config, error) {
-	cfg := base
+	src, err := f.sources(base)
+	return src.Config, err
+}
+
+// sources builds the configuration from base (a command's own flags), the
+// --config file, the EOS_RUNNER_* environment and --set, in that order, and
+// returns every problem of them at once.
+func (f *configFlags) sources(base processor.Config) (*processor.ConfigSources, error) {
 	if len(base.Kafka) > 0 { // the file's kafka.* merge into a copy
-		cfg.Kafka = maps.Clone(base.Kafka)
+		base.Kafka = maps.Clone(base.Kafka)
 	}
+	src := processor.NewConfigSources(base)
+	// Over base: a command's own flags (e.g. verify process --brokers)
+	// stay unless the file names the setting.
 	if f.file != "" {
-		// Over base: a command's own flags (e.g. verify process --brokers)
-		// stay unless the file names the setting.
-		if err := processor.LoadConfigInto(f.file, &cfg); err != nil {
-			return cfg, err
-		}
+		src.File(f.file)
 	}
+	src.Env(os.Environ())
+	var usage []error
 	for _, kv := range f.sets {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return cfg, usageError{fmt.Errorf("--set %q: want key=value", kv)}
+			usage = append(usage, fmt.Errorf("--set %q: want key=value", kv))
+			continue
 		}
-		if err := cfg.Set(k, v); err != nil {
-			return cfg, usageError{err}
-		}
+		src.Set(k, v)
 	}
-	return cfg, nil
+	if err := errors.Join(append(usage, src.Err())...); err != nil {
+		return src, usageError{err}
+	}
+	return src, nil
+}
+
+// loadValid is load, then Validate: every problem of the sources and of
+// the settings they make, at once (an unknown setting does not hide a bad
+// value elsewhere).
+func (f *configFlags) loadValid(base processor.Config) (processor.Config, error) {
+	src, err := f.sources(base)
+	if verr := src.Config.Validate(); verr != nil {
+		err = errors.Join(err, verr)
+	}
+	return src.Config, err
 }
 
 func runCmd(g *globals) *cobra.Command {
-	var name, file string
+	var name, file, from string
 	var to topoFlags
 	var cf configFlags
 	cmd := &cobra.Command{
@@ -80,9 +102,14 @@ func runCmd(g *globals) *cobra.Command {
 				}
 				decl = f
 			}
-			cfg, err := cf.load(base)
+			cfg, err := cf.loadValid(base)
 			if err != nil {
 				return err
+			}
+			if from != "" {
+				if cfg.FromTime, err = parseDateTime(from); err != nil {
+					return usageError{fmt.Errorf("--from-datetime: %w", err)}
+				}
 			}
 			to.registry = cfg.SchemaRegistry
 			if decl != nil {
@@ -101,7 +128,8 @@ func runCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "topology", "pageviews", "built-in topology: "+topologyNames())
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML) instead of a built-in topology; its settings apply under EOS_CONFIG_* variables, --config and --set")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML) instead of a built-in topology; its settings apply under --config, EOS_RUNNER_* variables and --set")
+	cmd.Flags().StringVar(&from, "from-datetime", "", "backfill: partitions without a committed offset start at this time (RFC 3339, or 2006-01-02T15:04:05[.000] in UTC) instead of the log start")
 	to.add(cmd)
 	cf.add(cmd)
 	return cmd

@@ -1121,7 +1121,7 @@ func (g *group) replaceStaticMember(oldMemberID string, creq *clientReq, req *km
 	// If protocol unchanged and group is stable: skip rebalance (KIP-345).
 	// For the leader, set SkipAssignment so it knows to re-send the
 	// existing assignment without running the balancer (KIP-814).
-	if g.state == groupStable && old.sameJoin(req) {
+	if g.state == groupStable && old.sameProtocolNames(req) {
 		if g.leader == oldMemberID {
 			g.leader = memberID
 		}
@@ -1775,6 +1775,23 @@ func (m *groupMember) sameJoin(req *kmsg.JoinGroupRequest) bool {
 			return false
 		}
 		if !bytes.Equal(m.join.Protocols[i].Metadata, req.Protocols[i].Metadata) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameProtocolNames is Kafka's test for a static member's rejoin
+// (GroupCoordinator, updateStaticMemberAndRebalance): the group's selected
+// protocol stays the same. The metadata may differ: a restarted
+// cooperative-sticky consumer no longer lists the partitions it owned, and
+// Kafka does not rebalance for that (eos-runner patch, PATCH.md).
+func (m *groupMember) sameProtocolNames(req *kmsg.JoinGroupRequest) bool {
+	if len(m.join.Protocols) != len(req.Protocols) {
+		return false
+	}
+	for i := range m.join.Protocols {
+		if m.join.Protocols[i].Name != req.Protocols[i].Name {
 			return false
 		}
 	}
