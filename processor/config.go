@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"sort"
@@ -120,6 +121,18 @@ type Config struct {
 	// MetricsAddr serves Prometheus metrics at /metrics when set; a
 	// host-less address (":9090") binds loopback only (httpserver.go).
 	MetricsAddr string `yaml:"metrics.addr"`
+	// NumStandbyReplicas is how many other instances keep a warm copy of
+	// each task's stores by tailing its changelogs, so that a failover
+	// replays only the gap (standby.go); default 0. Kafka Streams'
+	// num.standby.replicas. Instances find each other through the group
+	// (DescribeConsumerGroups), so it needs no other setting.
+	NumStandbyReplicas int `yaml:"num.standby.replicas"`
+	// ApplicationServer is this instance's host:port for interactive
+	// queries (query.go), published to the other instances in the
+	// consumer's client.id; a query for a key another instance owns names
+	// that instance's. The HTTP endpoints listen on it when metrics.addr
+	// is unset. Default none. Kafka Streams' application.server.
+	ApplicationServer string `yaml:"application.server"`
 	// HTTP secures the runner's HTTP endpoints: http.ssl.*, http.basic.auth.user.info,
 	// http.bearer.auth.token (httpserver.go).
 	HTTP HTTPConfig `yaml:",inline"`
@@ -215,6 +228,10 @@ func (c *Config) Set(key, value string) error {
 		c.MaxTaskIdleMs, err = atoi()
 	case "metrics.addr":
 		c.MetricsAddr = value
+	case "num.standby.replicas":
+		c.NumStandbyReplicas, err = atoi()
+	case "application.server":
+		c.ApplicationServer = value
 	default:
 		if c.SchemaRegistry.Set(key, value) || c.HTTP.set(key, value) {
 			return nil
@@ -322,6 +339,14 @@ func (c Config) Validate() error {
 	}
 	if c.InstanceID == "" {
 		bad("instance.id: required (no host name to default to)")
+	}
+	if c.NumStandbyReplicas < 0 {
+		bad("num.standby.replicas: %d is negative", c.NumStandbyReplicas)
+	}
+	if c.ApplicationServer != "" {
+		if _, _, err := net.SplitHostPort(c.ApplicationServer); err != nil {
+			bad("application.server: %q is not host:port", c.ApplicationServer)
+		}
 	}
 	if c.ProcessingGuarantee == ExactlyOnceV2 && c.TransactionTimeout >= c.SessionTimeout {
 		bad("transaction.timeout.ms (%d) must be below session.timeout.ms (%d)",

@@ -125,13 +125,18 @@ func (h HTTPConfig) guard(next http.Handler) http.Handler {
 // returns the function that stops them. A bind failure or bad TLS files
 // stop startup.
 func (r *Runner) serveHTTP() (stop func(), err error) {
-	if r.cfg.MetricsAddr == "" {
+	listen := r.cfg.MetricsAddr
+	if listen == "" {
+		listen = r.cfg.ApplicationServer
+	}
+	if listen == "" {
 		return func() {}, nil
 	}
 	h := r.cfg.HTTP
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.m.reg, promhttp.HandlerOpts{}))
-	addr := loopbackDefault(r.cfg.MetricsAddr)
+	r.routeQueries(mux) // queryhttp.go
+	addr := loopbackDefault(listen)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.addr: %w", err)

@@ -63,6 +63,10 @@ type Runner struct {
 	globalFatal atomic.Pointer[error]
 
 	purge *purger // repartition topics' consumed records; nil without any
+
+	// qs is what interactive queries and standbys share (query.go),
+	// published once the topics are planned; nil before.
+	qs atomic.Pointer[queryState]
 }
 
 type work struct {
@@ -233,6 +237,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.consumer, err = kafka.NewConsumer(r.kafkaConfig("consumer", kafka.ConfigMap{
 		"go.logs.channel.enable":        true,
 		"group.id":                      r.cfg.ApplicationID,
+		"client.id":                     memberClientID(r.cfg.InstanceID, r.cfg.ApplicationServer), // membership.go
 		"partition.assignment.strategy": "cooperative-sticky",
 		"enable.auto.commit":            false,
 		"enable.auto.offset.store":      false,
@@ -285,6 +290,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	restorerDone := make(chan struct{})
 	go r.tm.restorer(rctx, restoreConsumer, restorerDone)
 	defer func() { stopRestorer(); <-restorerDone }()
+	stopSharing, err := r.startSharing(ctx) // query.go: queries, group watch, standbys
+	if err != nil {
+		r.consumer.Close()
+		return err
+	}
+	defer stopSharing()
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	r.workers = make([]chan work, r.cfg.NumStreamThreads)
@@ -524,6 +535,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		if err := r.tm.handleRestores(r.consumer); err != nil {
 			return err
 		}
+		r.tm.reconcileStandbys(r.groupView()) // standby.go
 		now := time.Now()
 		// A worker's failure settles the transaction at once (txn.go:
 		// committer.failed), as a commit does.
