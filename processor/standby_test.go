@@ -2,10 +2,15 @@ package processor
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/eos-runner/eos-runner/changelog"
+	"github.com/eos-runner/eos-runner/serde"
+	"github.com/eos-runner/eos-runner/topology"
 )
 
 // TestStandbyPlacement: a task's standbys are n distinct instances, never
@@ -87,5 +92,64 @@ func TestGroupViewOf(t *testing.T) {
 	}
 	if v.servers["b"] != "h2:2" {
 		t.Errorf("servers %v", v.servers)
+	}
+}
+
+// TestReconcileStandbys: the instance chosen for a task's standby starts
+// it (its store partitions owned for the cleaner), the task's active
+// instance does not, and assigning the task here cancels the standby
+// before anything else (standby.go, invariants 1, 2 and 4).
+func TestReconcileStandbys(t *testing.T) {
+	b := topology.NewBuilder()
+	b.Stream([]string{"in"}, topology.Consumed{Key: serde.String{}, Value: serde.String{}}).
+		GroupByKey(topology.Grouped{Key: serde.String{}}).
+		Count(topology.Materialized{Name: "cnt", Key: serde.String{}, Value: serde.Int64{}}).
+		ToStream().To("out", topology.Produced{Key: serde.String{}, Value: serde.Int64{}})
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := changelog.Open(t.TempDir(), changelog.Options{CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	plan := &topicPlan{partitions: map[int]int{0: 2}, subOf: map[string]int{"app-in": 0}, copart: copartitions{group: []string{"app-in"}}}
+	for _, self := range []string{"a", "b"} {
+		tm := newTaskManager(Config{ApplicationID: "app", InstanceID: self}, topo, db, nil, slog.New(slog.DiscardHandler), newMetrics("app"))
+		tm.standbys = newStandbys(1, self, "app", topo, plan, tm.m)
+		// a runs both tasks; b is the only other member.
+		view := &groupView{instances: []string{"a", "b"}, servers: map[string]string{},
+			owner: map[partitionKey]string{{"app-in", 0}: "a", {"app-in", 1}: "a"}}
+		tm.reconcileStandbys(view)
+		owned := map[changelog.StorePartition]bool{}
+		tm.ownedStandbys(owned)
+		if self == "a" {
+			if len(tm.standbys.running) != 0 {
+				t.Fatalf("the active instance keeps standbys: %v", tm.standbys.running)
+			}
+			continue
+		}
+		if len(tm.standbys.running) != 2 || len(tm.standbyReq) != 2 {
+			t.Fatalf("b: %d standbys running, %d jobs queued; want 2 and 2", len(tm.standbys.running), len(tm.standbyReq))
+		}
+		if len(owned) != 2 {
+			t.Errorf("b: standby store partitions owned for the cleaner: %v", owned)
+		}
+		job := <-tm.standbyReq
+		tm.stopStandby(job.sb.t.id)
+		if job.ctx.Err() == nil {
+			t.Errorf("task %s assigned here: its standby was not cancelled", job.sb.t.id)
+		}
+		if _, ok := tm.standbys.running[job.sb.t.id]; ok {
+			t.Errorf("task %s assigned here: its standby still listed", job.sb.t.id)
+		}
+		// With the task running here, the next reconcile keeps its
+		// standby stopped and the other one running.
+		tm.tasks[job.sb.t.id] = &task{id: job.sb.t.id}
+		tm.reconcileStandbys(view)
+		if _, ok := tm.standbys.running[job.sb.t.id]; ok || len(tm.standbys.running) != 1 {
+			t.Errorf("after the task runs here: standbys %v", tm.standbys.running)
+		}
 	}
 }
