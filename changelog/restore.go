@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -112,6 +113,13 @@ type RestoreOptions struct {
 	// (session end) restored or on disk. Default (0) none: by the records
 	// alone. Ignored by Restore.
 	StreamTime int64
+	// Quiet logs the outcome ("restored store partition") at debug level
+	// instead of info: a standby (processor/standby.go) restores its store
+	// partitions again and again to follow their changelogs, and its
+	// catch-ups are not restores an operator (or a test counting restored
+	// records) should read as such. Wipes are logged as always.
+	// Default false.
+	Quiet bool
 }
 
 // DefaultMaxStateAge is RestoreOptions.MaxStateAge's default: Kafka's default
@@ -136,6 +144,7 @@ type restoreConfig struct {
 	batchBytes     int
 	reportInterval time.Duration
 	maxStateAge    time.Duration
+	quiet          bool // RestoreOptions.Quiet
 	now            func() time.Time
 	// sleep pauses for d, or returns ctx's error when ctx is done first.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -225,6 +234,7 @@ func defaultRestoreConfig(s *Store, opts RestoreOptions) restoreConfig {
 		batchBytes:     restoreBatchBytes,
 		reportInterval: reportInterval,
 		maxStateAge:    opts.MaxStateAge,
+		quiet:          opts.Quiet,
 		now:            s.db.now,
 		sleep:          sleepCtx,
 	}
@@ -296,7 +306,11 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 		attrs = append(attrs, "expired", res.Expired)
 	}
 	attrs = append(attrs, "from", res.From, "to", res.To, "full", res.Full, "elapsed", res.Elapsed.String())
-	s.db.logger.Info("restored store partition", attrs...)
+	level := slog.LevelInfo
+	if cfg.quiet {
+		level = slog.LevelDebug
+	}
+	s.db.logger.Log(ctx, level, "restored store partition", attrs...)
 	return res, nil
 }
 

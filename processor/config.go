@@ -122,10 +122,18 @@ type Config struct {
 	// only (httpserver.go).
 	MetricsAddr string `yaml:"metrics.addr"`
 	// ApplicationServer is this instance's host:port as other instances and
-	// clients reach it (Kafka Streams' application.server). When set, the
-	// HTTP endpoints listen there too (on both, when metrics.addr names
-	// another address).
+	// clients reach it (Kafka Streams' application.server), for
+	// interactive queries (query.go): published to the other instances in
+	// the consumer's client.id, so that a query for a key another instance
+	// owns names that instance's. When set, the HTTP endpoints listen there
+	// too (on both, when metrics.addr names another address).
 	ApplicationServer string `yaml:"application.server"`
+	// NumStandbyReplicas is how many other instances keep a warm copy of
+	// each task's stores by tailing its changelogs, so that a failover
+	// replays only the gap (standby.go); default 0. Kafka Streams'
+	// num.standby.replicas. Instances find each other through the group
+	// (DescribeConsumerGroups), so it needs no other setting.
+	NumStandbyReplicas int `yaml:"num.standby.replicas"`
 	// StaticMembership makes the consumer a static group member
 	// (KIP-345): librdkafka's group.instance.id is instance.id, so a
 	// restart within session.timeout.ms gets its partitions back without a
@@ -273,6 +281,8 @@ func (c *Config) Set(key, value string) error {
 		c.MetricsAddr = value
 	case "application.server":
 		c.ApplicationServer = value
+	case "num.standby.replicas":
+		c.NumStandbyReplicas, err = atoi()
 	case "static.membership":
 		if c.StaticMembership, err = strconv.ParseBool(value); err != nil {
 			err = fmt.Errorf("config %s: %q is not a boolean", key, value)
@@ -384,6 +394,9 @@ func (c Config) Validate() error {
 	}
 	if c.InstanceID == "" {
 		bad("instance.id: required (no host name to default to)")
+	}
+	if c.NumStandbyReplicas < 0 {
+		bad("num.standby.replicas: %d is negative", c.NumStandbyReplicas)
 	}
 	if c.ApplicationServer != "" {
 		if _, _, err := net.SplitHostPort(c.ApplicationServer); err != nil {

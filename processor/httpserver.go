@@ -165,6 +165,7 @@ func (r *Runner) httpMux() *http.ServeMux {
 			http.Error(w, "format: want text or mermaid", http.StatusBadRequest)
 		}
 	})
+	r.routeQueries(mux) // /stores/...: interactive queries (queryhttp.go)
 	return mux
 }
 

@@ -18,6 +18,7 @@ import (
 // stores are restored (docs/architecture.md, section 4).
 func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	r.m.rebalances.Inc()
+	defer r.kickGroupWatch() // membership.go
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		// Under the cooperative protocol librdkafka calls this at the end

@@ -51,6 +51,19 @@ func (tm *taskManager) restorer(ctx context.Context, c *kafka.Consumer, done cha
 				case <-ctx.Done():
 				}
 			}()
+		case job := <-tm.standbyReq:
+			if muxErr != nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				jctx, cancel := context.WithCancel(ctx)
+				stop := context.AfterFunc(job.ctx, cancel)
+				tm.runStandby(jctx, mux, job.sb)
+				stop()
+				cancel()
+			}()
 		}
 	}
 }

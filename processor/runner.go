@@ -75,6 +75,9 @@ type Runner struct {
 	// another transaction begins (after an abort). Poll loop only.
 	e2eTxn        time.Time
 	e2eTimestamps []int64
+	// qs is what interactive queries and standbys share (query.go),
+	// published once the topics are planned; nil before.
+	qs atomic.Pointer[queryState]
 }
 
 type work struct {
@@ -256,8 +259,13 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 
 	go r.drainLogs("producer", r.producer.Logs())
 	ccfg := kafka.ConfigMap{
-		"go.logs.channel.enable":        true,
-		"group.id":                      r.cfg.ApplicationID,
+		"go.logs.channel.enable": true,
+		"group.id":               r.cfg.ApplicationID,
+		// <instance.id>@<application.server>: names the instance in the
+		// group's member list (eos-runner reset names the members it waits
+		// for) and tells the other instances where to send queries
+		// (membership.go).
+		"client.id":                     memberClientID(r.cfg.InstanceID, r.cfg.ApplicationServer),
 		"partition.assignment.strategy": "cooperative-sticky",
 		"enable.auto.commit":            false,
 		"enable.auto.offset.store":      false,
@@ -268,11 +276,6 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		// "full enough", which capped a consumer here at ~130k records/s with
 		// the CPU mostly idle (measured by `eos-runner bench`).
 		"fetch.queue.backoff.ms": 10,
-	}
-	if _, set := scopeSettings(r.cfg.Kafka, "consumer.")["client.id"]; !set {
-		// Names the instance in the group's member list (eos-runner reset
-		// names the members it waits for; kafka-consumer-groups shows it).
-		ccfg["client.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID + "-consumer"
 	}
 	if r.cfg.StaticMembership {
 		// KIP-345: the coordinator keeps this member's assignment across a
@@ -323,6 +326,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	restorerDone := make(chan struct{})
 	go r.tm.restorer(rctx, restoreConsumer, restorerDone)
 	defer func() { stopRestorer(); <-restorerDone }()
+	stopSharing, err := r.startSharing(ctx) // query.go: queries, group watch, standbys
+	if err != nil {
+		r.consumer.Close()
+		return err
+	}
+	defer stopSharing()
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	r.workers = make([]chan work, r.cfg.NumStreamThreads)
@@ -583,6 +592,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		if err := r.tm.handleRestores(r.consumer); err != nil {
 			return err
 		}
+		r.tm.reconcileStandbys(r.groupView()) // standby.go
 		now := time.Now()
 		// A worker's failure settles the transaction at once (txn.go:
 		// committer.failed), as a commit does.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -52,6 +53,14 @@ type taskManager struct {
 	restoring   map[string]context.CancelFunc
 	restoreReq  chan restoreJob
 	restoreDone chan restoreOutcome
+	// standbys are the standby tasks this instance keeps (standby.go); nil
+	// under num.standby.replicas=0. standbyReq hands them to the restorer.
+	standbys   *standbys
+	standbyReq chan standbyJob
+	// running is the set of running task ids, published for interactive
+	// queries (query.go) whenever it changes: the one field read off the
+	// poll loop. Never modified once published.
+	running atomic.Pointer[map[string]bool]
 }
 
 type restoreJob struct {
@@ -73,7 +82,19 @@ func newTaskManager(cfg Config, topo *topology.Topology, db *changelog.DB, newCo
 	return &taskManager{cfg: cfg, topo: topo, db: db, newCollector: newCollector, log: log, m: m,
 		tasks: map[string]*task{}, taskOf: map[partitionKey]*task{}, ready: map[string]bool{},
 		resumeAt: map[partitionKey]int64{}, position: map[partitionKey]int64{}, committed: map[partitionKey]int64{},
-		restoring: map[string]context.CancelFunc{}, restoreReq: make(chan restoreJob, 1024), restoreDone: make(chan restoreOutcome, 1024)}
+		restoring: map[string]context.CancelFunc{}, restoreReq: make(chan restoreJob, 1024), restoreDone: make(chan restoreOutcome, 1024),
+		standbyReq: make(chan standbyJob, 1024)}
+}
+
+// publishRunning publishes the running tasks for interactive queries.
+func (tm *taskManager) publishRunning() {
+	run := make(map[string]bool, len(tm.ready))
+	for id, ok := range tm.ready {
+		if ok {
+			run[id] = true
+		}
+	}
+	tm.running.Store(&run)
 }
 
 // assign creates the tasks of newly assigned partitions (subOf: source topic
@@ -83,7 +104,7 @@ func newTaskManager(cfg Config, topo *topology.Topology, db *changelog.DB, newCo
 // partition is processed before its stores are.
 func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int, committed map[partitionKey]position) ([]kafka.TopicPartition, error) {
 	var pause []kafka.TopicPartition
-	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))) }()
+	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))); tm.publishRunning() }()
 	var created []*task
 	for _, p := range parts {
 		tp := partitionKey{*p.Topic, p.Partition}
@@ -100,6 +121,9 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 			if err != nil {
 				return nil, err
 			}
+			// Before its restore is queued: the restore waits for the
+			// standby's claims (standby.go, invariant 1).
+			tm.stopStandby(id)
 			t.globals = tm.globals.stores()
 			t.lateToDLQ = tm.cfg.LateRecords == LateRecordsDLQ
 			if inputs := taskInputs(tm.topo.SubTopologies[sub], tm.cfg.ApplicationID, tp.Partition); len(inputs) > 1 {
@@ -185,7 +209,10 @@ func (tm *taskManager) forget(parts []kafka.TopicPartition) map[string]*task {
 // more, cancelling their restores, and marks their state unowned (kept for
 // state.cleanup.delay.ms).
 func (tm *taskManager) closeRevoked(closing map[string]*task) {
-	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))) }()
+	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))); tm.publishRunning() }()
+	if tm.standbys != nil {
+		tm.standbys.dirty = true
+	}
 	for id, t := range closing {
 		still := false
 		for _, other := range tm.taskOf {
@@ -238,6 +265,7 @@ func (tm *taskManager) handleRestores(c resumer) error {
 				return fmt.Errorf("%w: %w", ErrFatal, err)
 			}
 			tm.ready[t.id] = true
+			tm.publishRunning()
 			var resume []kafka.TopicPartition
 			for tp, owner := range tm.taskOf {
 				if owner != t {
@@ -289,6 +317,7 @@ func (tm *taskManager) wallClockDue(now time.Time) []*task {
 func (tm *taskManager) cleanup(now time.Time) {
 	owned := map[changelog.StorePartition]bool{}
 	tm.globals.owned(owned)
+	tm.ownedStandbys(owned)
 	for _, t := range tm.tasks {
 		for name := range t.stores {
 			owned[changelog.StorePartition{Store: name, Partition: t.partition}] = true
@@ -306,6 +335,7 @@ func (tm *taskManager) cleanup(now time.Time) {
 
 // closeAll closes every task, cancelling restores and dropping pending writes.
 func (tm *taskManager) closeAll() {
+	tm.stopAllStandbys()
 	for id, t := range tm.tasks {
 		if cancel, ok := tm.restoring[id]; ok {
 			cancel()
@@ -314,6 +344,7 @@ func (tm *taskManager) closeAll() {
 	}
 	tm.tasks, tm.taskOf, tm.ready = map[string]*task{}, map[partitionKey]*task{}, map[string]bool{}
 	tm.m.tasks.Set(0)
+	tm.publishRunning()
 }
 
 // counts returns the number of tasks, of running ones and of restoring ones.

@@ -93,7 +93,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.DurationVar(&cfg.LatencyDuration, "latency-duration", 15*time.Second, "how long each latency run writes")
 	f.DurationSliceVar(&intervals, "commit-intervals", []time.Duration{100 * time.Millisecond, time.Second}, "commit.interval.ms values of the latency runs")
 	f.IntVar(&cfg.RestoreKeys, "restore-keys", 1_000_000, "keys of the store the restore phase rebuilds")
-	f.StringVar(&phases, "phases", "", "comma-separated subset of throughput,latency,restore (default all)")
+	f.StringVar(&phases, "phases", "", "comma-separated subset of throughput,latency,restore,failover (default all)")
 	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, windowed, dedup, join or NAME-GUARANTEE (default all)")
 	f.StringArrayVar(&cfg.RawCopyKafka, "raw-copy-kafka", nil, "a librdkafka property key=value for the raw-copy baseline (repeatable; for experiments)")
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")

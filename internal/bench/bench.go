@@ -46,7 +46,7 @@ type Config struct {
 	Keys int
 	// ValueBytes is the size of each input value; default 100.
 	ValueBytes int
-	// Phases to run; default all: throughput, latency, restore.
+	// Phases to run; default all: throughput, latency, restore, failover.
 	Phases []string
 	// Runs, if set, limits the throughput phase to the runs named here, by
 	// name (raw-copy, stateless, stateful, windowed, dedup, join) or by name-guarantee
@@ -108,7 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.CommitIntervals = []time.Duration{100 * time.Millisecond, time.Second}
 	}
 	if len(c.Phases) == 0 {
-		c.Phases = []string{PhaseThroughput, PhaseLatency, PhaseRestore}
+		c.Phases = []string{PhaseThroughput, PhaseLatency, PhaseRestore, PhaseFailover}
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 50 * time.Millisecond
@@ -135,9 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for _, p := range c.Phases {
 		switch p {
-		case PhaseThroughput, PhaseLatency, PhaseRestore:
+		case PhaseThroughput, PhaseLatency, PhaseRestore, PhaseFailover:
 		default:
-			errs = append(errs, fmt.Errorf("phase %q: want %s, %s or %s", p, PhaseThroughput, PhaseLatency, PhaseRestore))
+			errs = append(errs, fmt.Errorf("phase %q: want %s, %s, %s or %s", p, PhaseThroughput, PhaseLatency, PhaseRestore, PhaseFailover))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -257,6 +257,13 @@ func (b *bench) phases(ctx context.Context, res *Results) error {
 	if slices.Contains(b.cfg.Phases, PhaseRestore) {
 		r, err := b.restore(ctx)
 		res.Restore = r
+		if err != nil {
+			return err
+		}
+	}
+	if slices.Contains(b.cfg.Phases, PhaseFailover) {
+		f, err := b.failover(ctx) // failover.go
+		res.Failover = f
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,8 @@ type Results struct {
 	// Latency is keyed by commit interval, "<ms>ms".
 	Latency map[string]LatencyResult `json:"latency"`
 	Restore RestoreResult            `json:"restore"`
+	// Failover is with and without a standby replica (failover.go).
+	Failover FailoverResult `json:"failover"`
 }
 
 // Environment says where the figures were taken.
@@ -193,6 +195,17 @@ func (r *Results) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\t\t\t\n")
 		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
 			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored)
+		sep = "\t\t\t\t\t\t\t\t\t\n"
+	}
+	if fo := r.Failover; fo.Keys > 0 {
+		fmt.Fprint(tw, sep)
+		fmt.Fprintf(tw, "failover (SIGKILL)\tkeys\tseconds\trestored\tsession timeout ms\t\t\t\t\t\n")
+		for _, c := range []struct {
+			name string
+			run  FailoverRun
+		}{{"without standby", fo.WithoutStandby}, {"with 1 standby", fo.WithStandby}} {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%d\t%d\t\t\t\t\t\n", c.name, fo.Keys, c.run.Seconds, c.run.Restored, c.run.SessionTimeoutMs)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("bench: table: %w", err)

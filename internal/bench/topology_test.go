@@ -105,7 +105,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Records != 1_000_000 || c.Partitions != 8 || c.Keys != 100_000 || c.ValueBytes != 100 ||
-		c.LatencyRate != 20_000 || c.RestoreKeys != 1_000_000 || len(c.CommitIntervals) != 2 || len(c.Phases) != 3 {
+		c.LatencyRate != 20_000 || c.RestoreKeys != 1_000_000 || len(c.CommitIntervals) != 2 || len(c.Phases) != 4 {
 		t.Errorf("defaults: %+v", c)
 	}
 	_, err = Config{Binary: "x", Records: -1, Phases: []string{"throughput", "warp"}}.withDefaults()
