@@ -175,7 +175,7 @@ func TestOpsEndpoints(t *testing.T) {
 	if code, body := get(base + "/topology"); code != 200 || !strings.Contains(body, "Sub-topology: 0") || !strings.Contains(body, topic) {
 		t.Errorf("/topology = %d %s", code, body)
 	}
-	if code, body := get(base + "/topology?format=mermaid"); code != 200 || !strings.HasPrefix(body, "flowchart TD") || !strings.Contains(body, topic+"-sum") {
+	if code, body := get(base + "/topology?format=mermaid"); code != 200 || !strings.HasPrefix(body, "flowchart TB") || !strings.Contains(body, topic+"-sum") {
 		t.Errorf("/topology?format=mermaid = %d %s", code, body)
 	}
 	if code, _ := get(base + "/topology?format=svg"); code != 400 {
