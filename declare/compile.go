@@ -334,11 +334,18 @@ func (c *compiler) stream(s *Stream, streams map[string]*Stream) *flow {
 	return fl
 }
 
+// opts are the options of a step's node: its name, and its own error
+// policy (onError dlq or fail; skip is compiled into the step's functions,
+// which drop the record instead of failing it).
 func (c *compiler) opts(st *Step) []topology.Option {
-	if st.Name == "" {
-		return nil
+	var out []topology.Option
+	if st.Name != "" {
+		out = append(out, topology.Named(st.Name))
 	}
-	return []topology.Option{topology.Named(st.Name)}
+	if st.OnError == "dlq" || st.OnError == "fail" {
+		out = append(out, topology.OnError(st.OnError))
+	}
+	return out
 }
 
 // need reports a step applied to the wrong kind of flow.

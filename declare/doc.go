@@ -15,8 +15,8 @@
 // FILE.avsc} (the reader schema; relative to the file) or {format: avro,
 // subject: latest} (read from the registry when compiling to run). A step is
 // one operation, with optional name (the node's, and the store's unless
-// store is given), store, onError (skip, or default: the application's
-// on.error), keyFormat and valueFormat (the serdes of what the step
+// store is given), store, onError (skip, dlq, fail, or default: the
+// application's on.error), keyFormat and valueFormat (the serdes of what the step
 // produces, where a topic or store needs them): filter, filterNot, map,
 // mapValues, selectKey, flatMap, flatMapValues, project, rename, merge,
 // branch (arms {when, to} or {when, as: a stream name}), groupByKey, groupBy,
@@ -58,8 +58,10 @@
 // mapValues and flatMapValues, a foreign key). A function merge(a, b, ...)
 // merges records. A run-time failure (an *ExprError naming the expression
 // and its position) fails the record, which goes to the error policy: the
-// dead-letter topic by default, or, with onError: skip on the step, the
-// record is dropped (a failing aggregator leaves the aggregate unchanged).
+// dead-letter topic by default; with onError: skip on the step the record is
+// dropped (a failing aggregator leaves the aggregate unchanged), with dlq or
+// fail the step's node applies that policy whatever the application's
+// on.error (topology.OnError).
 //
 // # Testing
 //

@@ -14,10 +14,17 @@ import (
 // processed. With onError: skip on the step, it is dropped instead.
 func TestExpressionRuntimeError(t *testing.T) {
 	for _, tc := range []struct {
+		app     string // the application's settings
 		onError string
 		dlq     int
-	}{{"", 1}, {"\n        onError: skip", 0}} {
-		yaml := `application: {id: app}
+	}{
+		{"", "", 1},
+		{"", "\n        onError: skip", 0},
+		// The step's own policy wins over the application's on.error.
+		{", settings: {on.error: skip}", "\n        onError: dlq", 1},
+		{", settings: {on.error: skip}", "", 0},
+	} {
+		yaml := `application: {id: app` + tc.app + `}
 sources:
   in: {topic: in, key: string, value: json}
 streams:

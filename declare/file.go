@@ -86,7 +86,7 @@ type Step struct {
 	Op      string
 	Pos     Pos
 	Name    string // node (and store) name; default generated
-	OnError string // "" (the application's on.error) or "skip"
+	OnError string // "" (the application's on.error), "skip", "dlq" or "fail"
 	// KeyFormat and ValueFormat give the serdes of the records after the
 	// step where a topic or store needs them (repartition, stores).
 	KeyFormat, ValueFormat *Format

@@ -540,8 +540,10 @@ func (r *reader) step(n *yaml.Node, what string) *Step {
 	s.Store = r.name(m.get("store"), what+" store")
 	if e := m.get("onError"); e != nil {
 		s.OnError = r.str(e, what+" onError")
-		if s.OnError != "skip" && s.OnError != "default" {
-			r.ps.add(r.pos(e), "%s onError: got %q, expected skip (drop the record) or default (the application's on.error)", what, s.OnError)
+		switch s.OnError {
+		case "skip", "dlq", "fail", "default":
+		default:
+			r.ps.add(r.pos(e), "%s onError: got %q, expected skip (drop the record), dlq (to the dead-letter topic), fail (stop) or default (the application's on.error)", what, s.OnError)
 		}
 		if s.OnError == "default" {
 			s.OnError = ""

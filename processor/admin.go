@@ -110,7 +110,7 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 			}
 		}
 	}
-	if r.cfg.OnError == OnErrorDLQ || r.cfg.LateRecords == LateRecordsDLQ {
+	if r.dlqUsed() {
 		create[r.cfg.DLQTopic] = kafka.TopicSpecification{Topic: r.cfg.DLQTopic, NumPartitions: maxParts, ReplicationFactor: -1}
 	}
 	if len(errs) > 0 {
@@ -163,6 +163,21 @@ func (r *Runner) prepareTopics(ctx context.Context, admin *kafka.AdminClient) (*
 		return nil, err
 	}
 	return plan, r.checkTopicACLs(ctx, admin, r.topicNeeds(plan))
+}
+
+// dlqUsed reports whether anything may write the dead-letter topic: the
+// application's on.error or late.records, or a node's own error policy
+// (topology.OnError).
+func (r *Runner) dlqUsed() bool {
+	if r.cfg.OnError == OnErrorDLQ || r.cfg.LateRecords == LateRecordsDLQ {
+		return true
+	}
+	for _, n := range r.topo.Nodes {
+		if n.OnError == OnErrorDLQ {
+			return true
+		}
+	}
+	return false
 }
 
 // changelogConfig is a store's changelog topic configuration: compacted for a

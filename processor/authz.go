@@ -169,7 +169,7 @@ func (r *Runner) topicNeeds(plan *topicPlan) map[string][]string {
 	for t := range plan.repartition {
 		need[t] = []string{"READ", "WRITE"}
 	}
-	if r.cfg.OnError == OnErrorDLQ || r.cfg.LateRecords == LateRecordsDLQ {
+	if r.dlqUsed() {
 		need[r.cfg.DLQTopic] = append(need[r.cfg.DLQTopic], "WRITE")
 	}
 	return need

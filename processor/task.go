@@ -496,10 +496,15 @@ func (t *task) onLate(m *kafka.Message, pe *ProcessingError) {
 	}
 }
 
-// onError applies the error policy to a failed record.
+// onError applies the error policy to a failed record: the failing node's
+// own, if it has one, else the application's on.error.
 func (t *task) onError(m *kafka.Message, pe *ProcessingError) error {
 	attrs := []any{"class", pe.Class, "topic", pe.Topic, "partition", pe.Partition, "offset", pe.Offset, "node", pe.Node, "err", pe.Err}
-	switch t.policy {
+	policy := t.policy
+	if n, ok := t.nodes[pe.Node]; ok && n.node.OnError != "" {
+		policy = n.node.OnError // the failing node's own (topology.OnError)
+	}
+	switch policy {
 	case OnErrorFail:
 		t.log.Error("record failed; stopping (on.error=fail)", attrs...)
 		return pe

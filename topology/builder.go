@@ -55,13 +55,20 @@ type Branch struct {
 type Option func(*nodeOptions)
 
 type nodeOptions struct {
-	name   string
-	stores []string
-	family string // generated names' first part: KSTREAM (default) or KTABLE
+	name    string
+	stores  []string
+	family  string // generated names' first part: KSTREAM (default) or KTABLE
+	onError string // Node.OnError
 }
 
 // Named names the node instead of the generated KSTREAM-... name.
 func Named(name string) Option { return func(o *nodeOptions) { o.name = name } }
+
+// OnError gives the node an error policy of its own, instead of the
+// application's on.error, for the records it fails: "dlq", "skip" or "fail"
+// (see Node.OnError). The other nodes a DSL method adds keep the
+// application's.
+func OnError(policy string) Option { return func(o *nodeOptions) { o.onError = policy } }
 
 // WithStores connects state stores (added with Builder.AddStore) to a
 // Process node.
@@ -102,7 +109,7 @@ func (b *Builder) newNode(kind NodeKind, prefix string, opts []Option) (*Node, n
 		name = fmt.Sprintf("%s-%s-%010d", family, prefix, b.seq)
 	}
 	b.seq++
-	n := &Node{Name: name, Kind: kind}
+	n := &Node{Name: name, Kind: kind, OnError: o.onError}
 	b.nodes = append(b.nodes, n)
 	return n, o
 }

@@ -46,6 +46,11 @@ type Node struct {
 	Supplier ProcessorSupplier
 	// StoreNames are the stores a processor node may use.
 	StoreNames []string
+	// OnError is the node's own error policy for the records it fails
+	// ("dlq", "skip" or "fail"; the OnError option); "" follows the
+	// application's on.error. A record that fails in a node downstream
+	// follows that node's policy, not this one's.
+	OnError string
 
 	Children []*Node
 	Parents  []*Node

@@ -50,6 +50,11 @@ func (b *Builder) Build() (*Topology, error) {
 				errs = append(errs, fmt.Errorf("sink %q: no topic", n.Name))
 			}
 		}
+		switch n.OnError {
+		case "", "dlq", "skip", "fail":
+		default:
+			errs = append(errs, fmt.Errorf("node %q: error policy %q is not dlq, skip or fail", n.Name, n.OnError))
+		}
 		for _, s := range n.StoreNames {
 			if _, ok := stores[s]; !ok {
 				errs = append(errs, fmt.Errorf("processor %q: store %q is not declared", n.Name, s))
