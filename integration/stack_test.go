@@ -190,10 +190,31 @@ func startRunner(t *testing.T, args ...string) *runnerProc {
 		// A runner built with -race (EOS_CHAOS) reports each race on stderr
 		// and goes on; any report fails the test that ran it.
 		if n := r.raceReports(); n > 0 {
-			t.Errorf("runner pid %d: %d data race report(s) from the race detector; see %s", cmd.Process.Pid, n, raw.Name())
+			// The log file goes with the test's temporary directory: the
+			// first report goes into the failure itself.
+			t.Errorf("runner pid %d: %d data race report(s) from the race detector; see %s; the first:\n%s",
+				cmd.Process.Pid, n, raw.Name(), r.firstRaceReport())
 		}
 	})
 	return r
+}
+
+// firstRaceReport is the text of the first race detector report the runner
+// printed, up to its closing line of '='.
+func (r *runnerProc) firstRaceReport() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.plain {
+		if len(out) == 0 && !strings.Contains(l, "WARNING: DATA RACE") {
+			continue
+		}
+		out = append(out, l)
+		if len(out) > 1 && strings.HasPrefix(l, "==================") {
+			break
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // raceReports is the number of race detector reports the runner printed.
