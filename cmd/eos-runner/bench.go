@@ -36,8 +36,12 @@ the input, and measures, each runner as its own process:
   windowed (count per key per tumbling 1-minute window, emit on update),
   dedup (dedup by record key, 1-hour TTL, the kept records emitted) and
   join (the input left-joined with a table read from a compacted topic)
-  under at_least_once and exactly_once_v2: records/s, runner CPU µs per
-  record, peak RSS, ratio to raw copy;
+  under at_least_once and exactly_once_v2, stateful exactly_once_v2 also
+  with the record cache and on Zipf-distributed keys: each configuration
+  --repeats times, each run right after a raw copy of its own (raw, A, raw,
+  B, ...); the table shows medians of records/s, runner CPU µs per record,
+  peak RSS, and of each pair's ratio to its raw copy with the ratios'
+  spread ((max - min) / median; "!" past 10%);
   latency at a fixed input rate for each commit interval: input timestamp
   to output visible to a read_committed reader, p50/p99/max;
   restore: records/s into an empty state dir, and records restored after a
@@ -55,6 +59,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 				def("records", &cfg.Records, 100_000)
 				def("restore-keys", &cfg.RestoreKeys, 100_000)
 				def("keys", &cfg.Keys, 10_000)
+				def("repeats", &cfg.Repeats, 1)
 				if !cmd.Flags().Changed("latency-duration") {
 					cfg.LatencyDuration = 5 * time.Second
 				}
@@ -88,6 +93,10 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.IntVar(&cfg.Records, "records", 1_000_000, "input records of each throughput run")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions of every input topic")
 	f.IntVar(&cfg.Keys, "keys", 100_000, "distinct keys of the throughput and latency input")
+	f.IntVar(&cfg.Repeats, "repeats", 3, "runs of each throughput configuration, each after a raw copy of its own; the table shows medians")
+	f.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "exponent of the skewed input's Zipf key distribution")
+	f.Int64Var(&cfg.CacheBytes, "cache-bytes", 10<<20, "statestore.cache.max.bytes of the stateful runs with the record cache")
+	f.StringVar(&cfg.BaselineBinary, "baseline-binary", "", "another eos-runner build to run beside this one, configuration by configuration (before/after in one run)")
 	f.IntVar(&cfg.ValueBytes, "value-bytes", 100, "bytes per input value")
 	f.IntVar(&cfg.LatencyRate, "latency-rate", 20_000, "input records per second of the latency runs")
 	f.DurationVar(&cfg.LatencyDuration, "latency-duration", 15*time.Second, "how long each latency run writes")
@@ -97,7 +106,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, windowed, dedup, join or NAME-GUARANTEE (default all)")
 	f.StringArrayVar(&cfg.RawCopyKafka, "raw-copy-kafka", nil, "a librdkafka property key=value for the raw-copy baseline (repeatable; for experiments)")
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")
-	f.BoolVar(&quick, "quick", false, "a small smoke run: 100k records, 10k keys, 100k restore keys, 5s latency runs (flags set explicitly win)")
+	f.BoolVar(&quick, "quick", false, "a small smoke run: 100k records, 10k keys, 1 repeat, 100k restore keys, 5s latency runs (flags set explicitly win)")
 	f.StringVar(&out, "out", "bench/results.json", "where to write the results as JSON")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "also run the stateful exactly_once_v2 topology once more, unmeasured, writing the runner's CPU profile here")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for state dirs and process logs (default a temporary one, removed on success)")

@@ -46,11 +46,28 @@ type Config struct {
 	Keys int
 	// ValueBytes is the size of each input value; default 100.
 	ValueBytes int
+	// Repeats is how many times each throughput configuration runs, each
+	// time right after a raw copy of its own (raw, A, raw, B, ..., then
+	// again); the table shows medians. Default 3.
+	Repeats int
+	// ZipfS is the exponent of the skewed input's key distribution; default
+	// 1.1.
+	ZipfS float64
+	// CacheBytes is statestore.cache.max.bytes of the stateful runs with
+	// the record cache; default 10 MiB (Kafka Streams' default).
+	CacheBytes int64
+	// BaselineBinary, if set, is a second eos-runner executable (an older
+	// build) whose runs are interleaved with this one's, configuration by
+	// configuration (its runs are labelled BinaryBaseline); configurations
+	// it may not know (the record cache) are not run with it.
+	BaselineBinary string
 	// Phases to run; default all: throughput, latency, restore, failover.
 	Phases []string
-	// Runs, if set, limits the throughput phase to the runs named here, by
-	// name (raw-copy, stateless, stateful, windowed, dedup, join) or by name-guarantee
-	// (stateful-exactly_once_v2). Ratios need raw-copy.
+	// Runs, if set, limits the throughput phase to the configurations
+	// named here: by name (stateless, stateful, windowed, dedup, join), by
+	// name-guarantee (stateful-exactly_once_v2), or by the whole id
+	// (stateful-exactly_once_v2-zipf-cache). Every configuration is paired
+	// with a raw copy anyway; raw-copy alone runs only raw copies.
 	Runs []string
 	// RawCopyKafka are librdkafka properties (key=value) for the raw-copy
 	// worker, for experiments with the baseline's client settings.
@@ -101,6 +118,13 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.ValueBytes, 100)
 	def(&c.LatencyRate, 20_000)
 	def(&c.RestoreKeys, 1_000_000)
+	def(&c.Repeats, 3)
+	if c.ZipfS == 0 {
+		c.ZipfS = 1.1
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 10 << 20
+	}
 	if c.LatencyDuration == 0 {
 		c.LatencyDuration = 15 * time.Second
 	}
@@ -128,7 +152,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	var errs []error
 	for name, v := range map[string]int{"records": c.Records, "partitions": c.Partitions, "keys": c.Keys,
-		"value bytes": c.ValueBytes, "latency rate": c.LatencyRate, "restore keys": c.RestoreKeys} {
+		"value bytes": c.ValueBytes, "latency rate": c.LatencyRate, "restore keys": c.RestoreKeys, "repeats": c.Repeats} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d is negative", name, v))
 		}
@@ -139,6 +163,12 @@ func (c Config) withDefaults() (Config, error) {
 		default:
 			errs = append(errs, fmt.Errorf("phase %q: want %s, %s, %s or %s", p, PhaseThroughput, PhaseLatency, PhaseRestore, PhaseFailover))
 		}
+	}
+	if c.ZipfS <= 1 {
+		errs = append(errs, fmt.Errorf("zipf s: %g must be above 1", c.ZipfS))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("cache bytes: %d is negative", c.CacheBytes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("bench: config: %w", err)
@@ -172,7 +202,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		StartedAt: began.UTC().Truncate(time.Second),
 		Environment: Environment{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Broker: "embedded",
 			LoadAvgStart: loadAverage()},
-		Workload: Workload{Records: cfg.Records, Partitions: cfg.Partitions, Keys: cfg.Keys, ValueBytes: cfg.ValueBytes},
+		Workload: Workload{Records: cfg.Records, Partitions: cfg.Partitions, Keys: cfg.Keys, ValueBytes: cfg.ValueBytes,
+			ZipfS: cfg.ZipfS, Repeats: cfg.Repeats, CacheBytes: cfg.CacheBytes},
 		Runs:     []RunResult{},
 		Latency:  map[string]LatencyResult{},
 	}
@@ -235,7 +266,7 @@ func (b *bench) phases(ctx context.Context, res *Results) error {
 			return err
 		}
 		if slices.Contains(b.cfg.Phases, PhaseThroughput) {
-			if err := b.throughput(ctx, input, res); err != nil {
+			if err := b.throughput(ctx, input, b.prefix+"-zipf-input", res); err != nil {
 				return err
 			}
 		}
@@ -309,69 +340,193 @@ func quickFailover() []string {
 	return []string{"session.timeout.ms=6000", "transaction.timeout.ms=5000", "kafka.consumer.heartbeat.interval.ms=500"}
 }
 
-// throughput runs raw copy, then each topology under each guarantee, over
-// input.
-func (b *bench) throughput(ctx context.Context, input string, res *Results) error {
+// runSpec is one throughput configuration.
+type runSpec struct {
+	name, guarantee, topo string
+	keys                  string // KeysUniform or KeysZipf
+	cache                 int64  // statestore.cache.max.bytes; 0: none
+	binary                string // "" or BinaryBaseline
+	build                 func(input string) (*topology.Topology, error)
+	output                func(input string) string
+}
+
+// id names the configuration in logs, groups and Config.Runs.
+func (s runSpec) id() string {
+	id := s.name + "-" + s.guarantee
+	if s.keys == KeysZipf {
+		id += "-zipf"
+	}
+	if s.cache > 0 {
+		id += "-cache"
+	}
+	if s.binary != "" {
+		id += "-" + s.binary
+	}
+	return id
+}
+
+// specs lists the throughput configurations Config.Runs selects.
+func (b *bench) specs() []runSpec {
+	var out []runSpec
+	add := func(s runSpec) {
+		base := s.name + "-" + s.guarantee
+		if len(b.cfg.Runs) > 0 && !slices.Contains(b.cfg.Runs, s.name) && !slices.Contains(b.cfg.Runs, base) &&
+			!slices.Contains(b.cfg.Runs, s.id()) {
+			return
+		}
+		out = append(out, s)
+		if b.cfg.BaselineBinary != "" && s.cache == 0 {
+			s.binary = BinaryBaseline
+			out = append(out, s)
+		}
+	}
+	for _, t := range []struct {
+		name, topo string
+		output     func(string) string
+		build      func(string) (*topology.Topology, error)
+	}{
+		{RunStateless, "bench-stateless", StatelessOutput, StatelessTopology},
+		{RunStateful, "bench-stateful", StatefulOutput, StatefulTopology},
+		{RunWindowed, "bench-windowed", WindowedOutput, WindowedTopology},
+		{RunDedup, "bench-dedup", DedupOutput, DedupTopology},
+		{RunJoin, "bench-join", JoinOutput, JoinTopology},
+	} {
+		for _, g := range []string{"at_least_once", "exactly_once_v2"} {
+			s := runSpec{name: t.name, guarantee: g, topo: t.topo, keys: KeysUniform, build: t.build, output: t.output}
+			add(s)
+			if t.name != RunStateful || g != "exactly_once_v2" {
+				continue
+			}
+			// Stateful exactly-once, the yardstick, also with the
+			// record cache and on skewed keys.
+			for _, v := range []struct {
+				keys  string
+				cache int64
+			}{{KeysUniform, b.cfg.CacheBytes}, {KeysZipf, 0}, {KeysZipf, b.cfg.CacheBytes}} {
+				s.keys, s.cache = v.keys, v.cache
+				add(s)
+			}
+		}
+	}
+	return out
+}
+
+// throughput runs, Repeats times, a raw copy before each configuration
+// (raw, A, raw, B, ...), so that every configuration has a baseline taken
+// under the load of the moment; the table reports medians. input has
+// uniform keys; zipfInput, written only when a configuration needs it,
+// Zipf-distributed ones.
+func (b *bench) throughput(ctx context.Context, input, zipfInput string, res *Results) error {
+	specs := b.specs()
+	if len(specs) == 0 {
+		if !slices.Contains(b.cfg.Runs, RunRawCopy) {
+			return fmt.Errorf("bench: --runs %v selects no throughput run", b.cfg.Runs)
+		}
+		specs = nil // raw copies only
+	}
+	totals := map[string]int64{}
+	inputOf := map[string]string{KeysUniform: input, KeysZipf: zipfInput}
+	for _, s := range specs {
+		if s.keys == KeysZipf && totals[KeysZipf] == 0 {
+			if err := b.writeInput(ctx, zipfInput, b.cfg.Records, zipfKeys(b.cfg.Keys, b.cfg.ZipfS)); err != nil {
+				return err
+			}
+			total, err := b.k.endOffsets(ctx, zipfInput)
+			if err != nil {
+				return err
+			}
+			totals[KeysZipf] = total
+		}
+	}
 	total, err := b.k.endOffsets(ctx, input)
 	if err != nil {
 		return err
 	}
-	type spec struct {
-		name, guarantee, topo string
-		output                string
-		build                 func(input string) (*topology.Topology, error) // nil for raw copy
-	}
-	specs := []spec{{name: RunRawCopy, guarantee: GuaranteeNone, output: input + "-copy"}}
-	for _, t := range []struct {
-		name, topo, output string
-		build              func(string) (*topology.Topology, error)
-	}{
-		{RunStateless, "bench-stateless", StatelessOutput(input), StatelessTopology},
-		{RunStateful, "bench-stateful", StatefulOutput(input), StatefulTopology},
-		{RunWindowed, "bench-windowed", WindowedOutput(input), WindowedTopology},
-		{RunDedup, "bench-dedup", DedupOutput(input), DedupTopology},
-		{RunJoin, "bench-join", JoinOutput(input), JoinTopology},
-	} {
-		for _, g := range []string{"at_least_once", "exactly_once_v2"} {
-			specs = append(specs, spec{name: t.name, guarantee: g, topo: t.topo, output: t.output, build: t.build})
-		}
-	}
-	for _, s := range specs {
-		id := s.name + "-" + s.guarantee
-		if len(b.cfg.Runs) > 0 && !slices.Contains(b.cfg.Runs, s.name) && !slices.Contains(b.cfg.Runs, id) {
+	totals[KeysUniform] = total
+	for round := range b.cfg.Repeats {
+		if len(specs) == 0 {
+			if _, err := b.rawCopy(ctx, input, KeysUniform, totals[KeysUniform], round, res); err != nil {
+				return err
+			}
 			continue
 		}
-		app := b.prefix + "-" + id
-		if err := b.k.createTopic(ctx, s.output, b.cfg.Partitions); err != nil {
-			return err
-		}
-		var args []string
-		if s.topo == "" {
-			args = []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
-				"--input", input, "--output", s.output, "--group", app}
-			for _, kv := range b.cfg.RawCopyKafka {
-				args = append(args, "--set", "kafka."+kv)
-			}
-		} else {
-			args = b.runnerArgs(s.topo, input, app, s.guarantee, filepath.Join(b.work, id))
-		}
-		r, err := b.measuredRun(ctx, id, args, app, input, total)
-		if err != nil {
-			return fmt.Errorf("bench: run %s: %w", id, err)
-		}
-		r.Name, r.Guarantee = s.name, s.guarantee
-		res.Runs = append(res.Runs, r)
-		cleanup := []string{s.output, app + "-dlq"}
-		if s.build != nil {
-			topo, err := s.build(input)
+		for _, s := range specs {
+			in := inputOf[s.keys]
+			pair, err := b.rawCopy(ctx, in, s.keys, totals[s.keys], round, res)
 			if err != nil {
 				return err
 			}
-			cleanup = append(cleanup, changelogTopics(topo, app)...)
+			if err := b.configRun(ctx, s, in, totals[s.keys], round, pair, res); err != nil {
+				return err
+			}
 		}
-		if err := b.k.deleteTopics(ctx, cleanup...); err != nil {
-			b.log.Warn("bench: cleanup", "err", err)
-		}
+	}
+	return nil
+}
+
+// rawCopy runs the raw-copy baseline over input and returns its index in
+// res.Runs.
+func (b *bench) rawCopy(ctx context.Context, input, keys string, total int64, round int, res *Results) (int, error) {
+	id := fmt.Sprintf("%s-%s-r%d-%d", RunRawCopy, keys, round, len(res.Runs))
+	app := b.prefix + "-" + id
+	out := input + "-copy"
+	if err := b.k.createTopic(ctx, out, b.cfg.Partitions); err != nil {
+		return 0, err
+	}
+	args := []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
+		"--input", input, "--output", out, "--group", app}
+	for _, kv := range b.cfg.RawCopyKafka {
+		args = append(args, "--set", "kafka."+kv)
+	}
+	r, err := b.measuredRun(ctx, id, b.cfg.Binary, args, app, input, total)
+	if err != nil {
+		return 0, fmt.Errorf("bench: run %s: %w", id, err)
+	}
+	r.Name, r.Guarantee, r.Keys, r.Round, r.Pair = RunRawCopy, GuaranteeNone, keys, round, len(res.Runs)
+	res.Runs = append(res.Runs, r)
+	if err := b.k.deleteTopics(ctx, out, app+"-dlq"); err != nil {
+		b.log.Warn("bench: cleanup", "err", err)
+	}
+	return r.Pair, nil
+}
+
+// configRun runs one configuration over input, paired with the raw copy at
+// res.Runs[pair].
+func (b *bench) configRun(ctx context.Context, s runSpec, input string, total int64, round, pair int, res *Results) error {
+	id := fmt.Sprintf("%s-r%d", s.id(), round)
+	app := b.prefix + "-" + id
+	out := s.output(input)
+	if err := b.k.createTopic(ctx, out, b.cfg.Partitions); err != nil {
+		return err
+	}
+	var extra []string
+	if s.cache > 0 {
+		extra = append(extra, "statestore.cache.max.bytes="+strconv.FormatInt(s.cache, 10))
+	}
+	bin := b.cfg.Binary
+	if s.binary == BinaryBaseline {
+		bin = b.cfg.BaselineBinary
+	}
+	stateDir := filepath.Join(b.work, id)
+	r, err := b.measuredRun(ctx, id, bin, b.runnerArgs(s.topo, input, app, s.guarantee, stateDir, extra...), app, input, total)
+	if err != nil {
+		return fmt.Errorf("bench: run %s: %w", id, err)
+	}
+	if !b.cfg.KeepWorkDir && b.cfg.WorkDir == "" {
+		os.RemoveAll(stateDir)
+	}
+	r.Name, r.Guarantee, r.Keys, r.CacheBytes, r.Binary, r.Round, r.Pair = s.name, s.guarantee, s.keys, s.cache, s.binary, round, pair
+	res.Runs = append(res.Runs, r)
+	res.setRatios()
+	last := res.Runs[len(res.Runs)-1]
+	b.log.Info("bench: pair", "run", id, "ratio_to_raw", last.RatioToRaw, "cpu_ratio_to_raw", last.CPURatioToRaw)
+	topo, err := s.build(input)
+	if err != nil {
+		return err
+	}
+	cleanup := append([]string{out, app + "-dlq"}, changelogTopics(topo, app)...)
+	if err := b.k.deleteTopics(ctx, cleanup...); err != nil {
+		b.log.Warn("bench: cleanup", "err", err)
 	}
 	return nil
 }
@@ -390,7 +545,7 @@ func (b *bench) profile(ctx context.Context, input string) error {
 	}
 	args := append([]string{"--log-format", "json", "bench", "worker", "--mode", "topology", "--topology", "bench-stateful",
 		"--cpuprofile", b.cfg.CPUProfile}, b.topologyArgs(input, app, "exactly_once_v2", filepath.Join(b.work, "profile"))...)
-	r, err := b.measuredRun(ctx, "profile", args, app, input, total)
+	r, err := b.measuredRun(ctx, "profile", b.cfg.Binary, args, app, input, total)
 	if err != nil {
 		return fmt.Errorf("bench: profiled run: %w", err)
 	}
@@ -401,9 +556,9 @@ func (b *bench) profile(ctx context.Context, input string) error {
 
 // measuredRun starts a process and measures it until group has committed
 // total records of input, then stops it with SIGTERM.
-func (b *bench) measuredRun(ctx context.Context, id string, args []string, group, input string, total int64) (RunResult, error) {
+func (b *bench) measuredRun(ctx context.Context, id, bin string, args []string, group, input string, total int64) (RunResult, error) {
 	b.log.Info("bench: run start", "run", id, "records", total)
-	c, _, err := startChild(id, b.cfg.Binary, args, filepath.Join(b.work, id+".log"), false)
+	c, _, err := startChild(id, bin, args, filepath.Join(b.work, id+".log"), false)
 	if err != nil {
 		return RunResult{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,15 @@ type keyFunc func(i int) string
 // randomKeys draws keys k0 .. k<n-1> from a fixed SplitMix64 sequence.
 func randomKeys(n int) keyFunc {
 	return func(i int) string { return "k" + strconv.FormatUint(splitmix(uint64(i))%uint64(n), 10) }
+}
+
+// zipfKeys draws keys k0 .. k<n-1> with Zipf-distributed ranks (exponent
+// s > 1; k0 the hottest), from a fixed seed: hot keys as in real traffic.
+// The keys come in call order, whatever i is: call it once per record, in
+// order.
+func zipfKeys(n int, s float64) keyFunc {
+	z := rand.NewZipf(rand.New(rand.NewSource(1)), s, 1, uint64(max(n, 1)-1))
+	return func(int) string { return "k" + strconv.FormatUint(z.Uint64(), 10) }
 }
 
 // uniqueKeys gives record i the key k<offset+i>: every record a new key.

@@ -25,6 +25,17 @@ const (
 	RunJoin      = "join"
 
 	GuaranteeNone = "none"
+
+	// KeysUniform and KeysZipf name the key distribution of an input.
+	KeysUniform = "uniform"
+	KeysZipf    = "zipf"
+
+	// BinaryBaseline labels the runs of Config.BaselineBinary.
+	BinaryBaseline = "baseline"
+
+	// MaxRatioSpread is the widest spread of a configuration's pair ratios
+	// (max - min over the median) the table shows unflagged.
+	MaxRatioSpread = 0.10
 )
 
 // Results is what `eos-runner bench` writes to bench/results.json. Every
@@ -38,9 +49,13 @@ type Results struct {
 	Seconds     float64     `json:"seconds"`
 	Environment Environment `json:"environment"`
 	Workload    Workload    `json:"workload"`
-	// Runs are the throughput runs: raw-copy first, the baseline of every
-	// ratio_to_raw.
+	// Runs are every throughput run, in the order they ran: rounds of
+	// pairs, a raw copy and then the configuration it is the baseline of
+	// (raw, A, raw, B, ..., then the next round).
 	Runs []RunResult `json:"runs"`
+	// Summary is one row per configuration: the medians of its runs and
+	// of its pairs' ratios, with their spread.
+	Summary []Summary `json:"summary"`
 	// Latency is keyed by commit interval, "<ms>ms".
 	Latency map[string]LatencyResult `json:"latency"`
 	Restore RestoreResult            `json:"restore"`
@@ -67,6 +82,12 @@ type Workload struct {
 	Partitions int `json:"partitions"`
 	Keys       int `json:"keys"`
 	ValueBytes int `json:"value_bytes"`
+	// ZipfS is the exponent of the Zipf key distribution (KeysZipf).
+	ZipfS float64 `json:"zipf_s"`
+	// Repeats is the number of rounds: runs per configuration.
+	Repeats int `json:"repeats"`
+	// CacheBytes is statestore.cache.max.bytes of the cached runs.
+	CacheBytes int64 `json:"cache_max_bytes"`
 }
 
 // RunResult is one throughput run. RecordsPerSec and CPUMicrosPerRecord are
@@ -75,6 +96,17 @@ type Workload struct {
 type RunResult struct {
 	Name      string `json:"name"`
 	Guarantee string `json:"guarantee"`
+	// Keys is the input's key distribution: KeysUniform or KeysZipf.
+	Keys string `json:"keys"`
+	// CacheBytes is the runner's statestore.cache.max.bytes (0: no cache).
+	CacheBytes int64 `json:"cache_max_bytes"`
+	// Binary is "" for the bench's own binary, BinaryBaseline for
+	// Config.BaselineBinary.
+	Binary string `json:"binary,omitempty"`
+	// Round is the repetition (from 0); Pair is the index in Runs of the
+	// raw copy this run is paired with (its own index for a raw copy).
+	Round int `json:"round"`
+	Pair  int `json:"pair"`
 	// Records is the input records the run processed.
 	Records       int64   `json:"records"`
 	RecordsPerSec float64 `json:"records_per_sec"`
@@ -83,8 +115,11 @@ type RunResult struct {
 	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
 	// PeakRSSBytes is the runner's VmHWM when the run was done.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
-	// RatioToRaw is RecordsPerSec over raw copy's.
+	// RatioToRaw is RecordsPerSec over that of the raw copy run just
+	// before it (its pair).
 	RatioToRaw float64 `json:"ratio_to_raw"`
+	// CPURatioToRaw is CPUMicrosPerRecord over its pair's.
+	CPURatioToRaw float64 `json:"cpu_ratio_to_raw"`
 	// BrokerCPUMicrosPerRecord is the embedded broker's CPU per record in the
 	// same window (0 with an external broker): on a 2-core machine the broker
 	// and the runner compete, and this shows for how much.
@@ -135,19 +170,22 @@ func latencyKey(interval time.Duration) string {
 	return strconv.FormatInt(interval.Milliseconds(), 10) + "ms"
 }
 
-// setRatios fills RatioToRaw from the raw-copy run, if there is one.
+// setRatios fills each run's ratios from its pair, and Summary.
 func (r *Results) setRatios() {
-	var raw float64
-	for _, run := range r.Runs {
-		if run.Name == RunRawCopy {
-			raw = run.RecordsPerSec
-		}
-	}
 	for i := range r.Runs {
-		if raw > 0 {
-			r.Runs[i].RatioToRaw = round(r.Runs[i].RecordsPerSec/raw, 3)
+		run := &r.Runs[i]
+		if run.Pair < 0 || run.Pair >= len(r.Runs) || r.Runs[run.Pair].Name != RunRawCopy {
+			continue
+		}
+		raw := r.Runs[run.Pair]
+		if raw.RecordsPerSec > 0 {
+			run.RatioToRaw = round(run.RecordsPerSec/raw.RecordsPerSec, 3)
+		}
+		if raw.CPUMicrosPerRecord > 0 {
+			run.CPURatioToRaw = round(run.CPUMicrosPerRecord/raw.CPUMicrosPerRecord, 3)
 		}
 	}
+	r.Summary = summarize(r.Runs)
 }
 
 // WriteJSON writes r, indented, to path, creating its directory.
@@ -171,14 +209,22 @@ func (r *Results) WriteTable(w io.Writer) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 	sep := ""
-	if len(r.Runs) > 0 {
-		fmt.Fprintf(tw, "run\tguarantee\trecords\trecords/s\tCPU µs/rec\tpeak RSS MiB\tratio to raw\tbroker CPU µs/rec\tother cores\t\n")
-		for _, run := range r.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t\n", run.Name, run.Guarantee, run.Records,
-				run.RecordsPerSec, run.CPUMicrosPerRecord, float64(run.PeakRSSBytes)/(1<<20), run.RatioToRaw,
-				run.BrokerCPUMicrosPerRecord, run.OtherCores)
+	if len(r.Summary) > 0 {
+		fmt.Fprintf(tw, "run\tguarantee\tkeys\tcache MiB\tbinary\truns\trecords/s\tCPU µs/rec\tpeak RSS MiB\tratio to raw\tspread\tCPU × raw\t\t\n")
+		for _, s := range r.Summary {
+			flag := ""
+			if s.Flagged {
+				flag = "!"
+			}
+			bin := s.Binary
+			if bin == "" {
+				bin = "this"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.3f\t%.1f%%\t%.2f\t%s\t\n", s.Name, s.Guarantee, s.Keys,
+				float64(s.CacheBytes)/(1<<20), bin, s.Runs, s.RecordsPerSec, s.CPUMicrosPerRecord,
+				float64(s.PeakRSSBytes)/(1<<20), s.Ratio, s.RatioSpread*100, s.CPURatio, flag)
 		}
-		sep = "\t\t\t\t\t\t\t\t\t\n"
+		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
 	}
 	if len(r.Latency) > 0 {
 		fmt.Fprint(tw, sep)
@@ -188,14 +234,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "stateful exactly_once_v2\t%d ms\t%d\t%d\t%.1f\t%.1f\t%.1f\t\t\t\n", l.CommitIntervalMs,
 				l.Records, l.InputRate, l.P50Ms, l.P99Ms, l.MaxMs)
 		}
-		sep = "\t\t\t\t\t\t\t\t\t\n"
+		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
 	}
 	if rs := r.Restore; rs.Keys > 0 {
 		fmt.Fprint(tw, sep)
 		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\t\t\t\n")
 		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
 			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored)
-		sep = "\t\t\t\t\t\t\t\t\t\n"
+		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
 	}
 	if fo := r.Failover; fo.Keys > 0 {
 		fmt.Fprint(tw, sep)

@@ -19,9 +19,14 @@ func sampleResults() *Results {
 		Environment: Environment{GoVersion: "go1.26", CPUs: 2, Broker: "embedded"},
 		Workload:    Workload{Records: 1000, Partitions: 8, Keys: 100, ValueBytes: 100},
 		Runs: []RunResult{
-			{Name: RunRawCopy, Guarantee: GuaranteeNone, Records: 1000, RecordsPerSec: 200_000, CPUMicrosPerRecord: 2.5, PeakRSSBytes: 100 << 20},
-			{Name: RunStateful, Guarantee: "at_least_once", Records: 1000, RecordsPerSec: 100_000, CPUMicrosPerRecord: 8, PeakRSSBytes: 150 << 20},
-			{Name: RunStateful, Guarantee: "exactly_once_v2", Records: 1000, RecordsPerSec: 150_000, CPUMicrosPerRecord: 7.25, PeakRSSBytes: 160 << 20},
+			{Name: RunRawCopy, Guarantee: GuaranteeNone, Keys: KeysUniform, Pair: 0, Records: 1000, RecordsPerSec: 200_000, CPUMicrosPerRecord: 2.5, PeakRSSBytes: 100 << 20},
+			{Name: RunStateful, Guarantee: "at_least_once", Keys: KeysUniform, Pair: 0, Records: 1000, RecordsPerSec: 100_000, CPUMicrosPerRecord: 8, PeakRSSBytes: 150 << 20},
+			{Name: RunRawCopy, Guarantee: GuaranteeNone, Keys: KeysUniform, Pair: 2, Records: 1000, RecordsPerSec: 200_000, CPUMicrosPerRecord: 2.5, PeakRSSBytes: 100 << 20},
+			{Name: RunStateful, Guarantee: "exactly_once_v2", Keys: KeysUniform, Pair: 2, Records: 1000, RecordsPerSec: 150_000, CPUMicrosPerRecord: 7.25, PeakRSSBytes: 160 << 20},
+			{Name: RunRawCopy, Guarantee: GuaranteeNone, Keys: KeysUniform, Round: 1, Pair: 4, Records: 1000, RecordsPerSec: 180_000, CPUMicrosPerRecord: 2.5, PeakRSSBytes: 100 << 20},
+			{Name: RunStateful, Guarantee: "at_least_once", Keys: KeysUniform, Round: 1, Pair: 4, Records: 1000, RecordsPerSec: 99_000, CPUMicrosPerRecord: 8, PeakRSSBytes: 150 << 20},
+			{Name: RunRawCopy, Guarantee: GuaranteeNone, Keys: KeysUniform, Round: 1, Pair: 6, Records: 1000, RecordsPerSec: 200_000, CPUMicrosPerRecord: 2.5, PeakRSSBytes: 100 << 20},
+			{Name: RunStateful, Guarantee: "exactly_once_v2", Keys: KeysUniform, Round: 1, Pair: 6, Records: 1000, RecordsPerSec: 100_000, CPUMicrosPerRecord: 7.25, PeakRSSBytes: 160 << 20},
 		},
 		Latency: map[string]LatencyResult{
 			latencyKey(time.Second):            {CommitIntervalMs: 1000, InputRate: 20000, Records: 100, P50Ms: 500, P99Ms: 1010, MaxMs: 1020},
@@ -35,15 +40,50 @@ func sampleResults() *Results {
 
 func TestSetRatios(t *testing.T) {
 	r := sampleResults()
-	for i, want := range []float64{1, 0.5, 0.75} {
+	for i, want := range []float64{1, 0.5, 1, 0.75, 1, 0.55, 1, 0.5} {
 		if got := r.Runs[i].RatioToRaw; got != want {
 			t.Errorf("run %d ratio = %v, want %v", i, got, want)
 		}
 	}
-	noRaw := &Results{Runs: []RunResult{{Name: RunStateless, RecordsPerSec: 10}}}
+	if got := r.Runs[1].CPURatioToRaw; got != 3.2 {
+		t.Errorf("run 1 CPU ratio = %v, want 3.2", got)
+	}
+	want := []Summary{
+		{Name: RunRawCopy, Guarantee: GuaranteeNone, Keys: KeysUniform, Runs: 4, RecordsPerSec: 200_000, CPUMicrosPerRecord: 2.5,
+			PeakRSSBytes: 100 << 20, Ratio: 1, RatioMin: 0.9, RatioMax: 1, RatioSpread: 0.1, CPURatio: 1},
+		{Name: RunStateful, Guarantee: "at_least_once", Keys: KeysUniform, Runs: 2, RecordsPerSec: 99_500, CPUMicrosPerRecord: 8,
+			PeakRSSBytes: 150 << 20, Ratio: 0.525, RatioMin: 0.5, RatioMax: 0.55, RatioSpread: 0.095, CPURatio: 3.2},
+		{Name: RunStateful, Guarantee: "exactly_once_v2", Keys: KeysUniform, Runs: 2, RecordsPerSec: 125_000, CPUMicrosPerRecord: 7.25,
+			PeakRSSBytes: 160 << 20, Ratio: 0.625, RatioMin: 0.5, RatioMax: 0.75, RatioSpread: 0.4, CPURatio: 2.9, Flagged: true},
+	}
+	if len(r.Summary) != len(want) {
+		t.Fatalf("summary = %+v, want %d rows", r.Summary, len(want))
+	}
+	for i := range want {
+		if r.Summary[i] != want[i] {
+			t.Errorf("summary[%d] = %+v\nwant %+v", i, r.Summary[i], want[i])
+		}
+	}
+	noRaw := &Results{Runs: []RunResult{{Name: RunStateless, RecordsPerSec: 10, Pair: -1}}}
 	noRaw.setRatios()
 	if noRaw.Runs[0].RatioToRaw != 0 {
 		t.Errorf("without a raw-copy run the ratio must stay 0, got %v", noRaw.Runs[0].RatioToRaw)
+	}
+}
+
+func TestMedianSpread(t *testing.T) {
+	for _, c := range []struct {
+		in             []float64
+		median, spread float64
+	}{
+		{nil, 0, 0},
+		{[]float64{4}, 4, 0},
+		{[]float64{3, 1, 2}, 2, 1},
+		{[]float64{4, 1, 3, 2}, 2.5, 1.2},
+	} {
+		if m, s := Median(c.in), Spread(c.in); m != c.median || s != c.spread {
+			t.Errorf("%v: median %v spread %v, want %v %v", c.in, m, s, c.median, c.spread)
+		}
 	}
 }
 
@@ -62,8 +102,8 @@ func TestJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs, ok := doc["runs"].([]any)
-	if !ok || len(runs) != 3 {
-		t.Fatalf("runs = %v, want a list of 3", doc["runs"])
+	if !ok || len(runs) != 8 {
+		t.Fatalf("runs = %v, want a list of 8", doc["runs"])
 	}
 	for i, r := range runs {
 		run := r.(map[string]any)
@@ -72,7 +112,7 @@ func TestJSONShape(t *testing.T) {
 				t.Errorf("runs[%d].%s: want a string, got %v", i, k, run[k])
 			}
 		}
-		for _, k := range []string{"records", "records_per_sec", "cpu_us_per_record", "peak_rss_bytes", "ratio_to_raw"} {
+		for _, k := range []string{"records", "records_per_sec", "cpu_us_per_record", "peak_rss_bytes", "ratio_to_raw", "round", "pair"} {
 			if _, ok := run[k].(float64); !ok {
 				t.Errorf("runs[%d].%s: want a number, got %v", i, k, run[k])
 			}
@@ -80,6 +120,21 @@ func TestJSONShape(t *testing.T) {
 	}
 	if runs[0].(map[string]any)["name"] != "raw-copy" || runs[0].(map[string]any)["guarantee"] != "none" {
 		t.Errorf("runs[0] = %v, want raw-copy/none", runs[0])
+	}
+	summary, ok := doc["summary"].([]any)
+	if !ok || len(summary) != 3 {
+		t.Fatalf("summary = %v, want a list of 3", doc["summary"])
+	}
+	for i, s := range summary {
+		row := s.(map[string]any)
+		for _, k := range []string{"records_per_sec", "ratio_to_raw", "ratio_spread", "cpu_ratio_to_raw", "runs"} {
+			if _, ok := row[k].(float64); !ok {
+				t.Errorf("summary[%d].%s: want a number, got %v", i, k, row[k])
+			}
+		}
+		if _, ok := row["flagged"].(bool); !ok {
+			t.Errorf("summary[%d].flagged: want a bool, got %v", i, row["flagged"])
+		}
 	}
 	lat, ok := doc["latency"].(map[string]any)
 	if !ok || len(lat) != 2 {
@@ -127,7 +182,7 @@ func TestWriteTable(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := (&Results{Runs: sampleResults().Runs}).WriteTable(&buf); err != nil {
+	if err := (&Results{Summary: sampleResults().Summary}).WriteTable(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(buf.Bytes(), []byte("latency")) || bytes.Contains(buf.Bytes(), []byte("restore")) {

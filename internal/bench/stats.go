@@ -86,3 +86,102 @@ func round(x float64, d int) float64 {
 	p := math.Pow(10, float64(d))
 	return math.Round(x*p) / p
 }
+
+// Median returns the median of values (the mean of the middle two for an
+// even count), 0 for none. values is not modified.
+func Median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := slices.Clone(values)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Spread is (max - min) / median of values: the whole range of a few
+// repeated measurements, relative to their median; 0 for fewer than two
+// values or a zero median.
+func Spread(values []float64) float64 {
+	m := Median(values)
+	if len(values) < 2 || m == 0 {
+		return 0
+	}
+	return (slices.Max(values) - slices.Min(values)) / m
+}
+
+// Summary is one configuration's runs: the medians of its figures, of its
+// pairs' ratios to their raw copy, and the spread of those ratios.
+type Summary struct {
+	Name       string `json:"name"`
+	Guarantee  string `json:"guarantee"`
+	Keys       string `json:"keys"`
+	CacheBytes int64  `json:"cache_max_bytes"`
+	Binary     string `json:"binary,omitempty"`
+	// Runs is the number of runs (rounds) the medians are taken over.
+	Runs               int     `json:"runs"`
+	RecordsPerSec      float64 `json:"records_per_sec"`
+	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
+	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
+	// Ratio is the median of RecordsPerSec over the paired raw copy's, run
+	// by run; RatioMin, RatioMax and RatioSpread ((max - min) / median)
+	// show how far the pairs disagree. Raw copy's own row has ratio 1 and
+	// the spread of its records/s instead.
+	Ratio       float64 `json:"ratio_to_raw"`
+	RatioMin    float64 `json:"ratio_min"`
+	RatioMax    float64 `json:"ratio_max"`
+	RatioSpread float64 `json:"ratio_spread"`
+	// CPURatio is the median of CPUMicrosPerRecord over the paired raw
+	// copy's.
+	CPURatio float64 `json:"cpu_ratio_to_raw"`
+	// Flagged: RatioSpread is wider than MaxRatioSpread; the ratio does
+	// not tell a real difference from noise.
+	Flagged bool `json:"flagged"`
+}
+
+// summarize groups runs by configuration, in the order each first ran.
+func summarize(runs []RunResult) []Summary {
+	type cfgKey struct {
+		name, guarantee, keys, binary string
+		cache                         int64
+	}
+	var order []cfgKey
+	groups := map[cfgKey][]RunResult{}
+	for _, r := range runs {
+		k := cfgKey{r.Name, r.Guarantee, r.Keys, r.Binary, r.CacheBytes}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	out := make([]Summary, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		var rate, cpu, rss, ratio, cpuRatio []float64
+		for _, r := range g {
+			rate = append(rate, r.RecordsPerSec)
+			cpu = append(cpu, r.CPUMicrosPerRecord)
+			rss = append(rss, float64(r.PeakRSSBytes))
+			ratio = append(ratio, r.RatioToRaw)
+			cpuRatio = append(cpuRatio, r.CPURatioToRaw)
+		}
+		if k.name == RunRawCopy {
+			// Its own baseline: the ratios are 1; the spread that matters
+			// is that of its rate, the noise every pair carries.
+			ratio = nil
+			for _, v := range rate {
+				ratio = append(ratio, v/Median(rate))
+			}
+		}
+		s := Summary{Name: k.name, Guarantee: k.guarantee, Keys: k.keys, CacheBytes: k.cache, Binary: k.binary,
+			Runs: len(g), RecordsPerSec: round(Median(rate), 0), CPUMicrosPerRecord: round(Median(cpu), 2),
+			PeakRSSBytes: int64(Median(rss)), Ratio: round(Median(ratio), 3), RatioMin: round(slices.Min(ratio), 3),
+			RatioMax: round(slices.Max(ratio), 3), RatioSpread: round(Spread(ratio), 3), CPURatio: round(Median(cpuRatio), 3)}
+		s.Flagged = Spread(ratio) > MaxRatioSpread
+		out = append(out, s)
+	}
+	return out
+}
