@@ -204,8 +204,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			LoadAvgStart: loadAverage()},
 		Workload: Workload{Records: cfg.Records, Partitions: cfg.Partitions, Keys: cfg.Keys, ValueBytes: cfg.ValueBytes,
 			ZipfS: cfg.ZipfS, Repeats: cfg.Repeats, CacheBytes: cfg.CacheBytes},
-		Runs:     []RunResult{},
-		Latency:  map[string]LatencyResult{},
+		Runs:    []RunResult{},
+		Latency: map[string]LatencyResult{},
 	}
 	b := &bench{cfg: cfg, log: cfg.Logger, prefix: fmt.Sprintf("bench-%d", began.Unix()%1_000_000)}
 	b.work = cfg.WorkDir
