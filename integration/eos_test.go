@@ -46,7 +46,15 @@ func generate(t *testing.T, brokers, topic string, records, keys, partitions int
 
 func check(t *testing.T, brokers, topic string) *verify.Report {
 	t.Helper()
-	rep, err := verify.Check(context.Background(), verify.CheckConfig{Brokers: strings.Split(brokers, ","), Input: topic, Group: topic + "-verify"})
+	return checkWith(t, brokers, topic, false)
+}
+
+// checkWith is check; cached: the runners had a record cache
+// (verify.CheckConfig.Cached).
+func checkWith(t *testing.T, brokers, topic string, cached bool) *verify.Report {
+	t.Helper()
+	rep, err := verify.Check(context.Background(), verify.CheckConfig{Brokers: strings.Split(brokers, ","), Input: topic,
+		Group: topic + "-verify", Cached: cached})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,11 +200,15 @@ func TestFaults(t *testing.T) {
 	cases := []struct {
 		name string
 		run  func(e *faultEnv) faultStats
+		// cached: the runners have a record cache; the aggregates are
+		// checked as emitted on flush.
+		cached bool
 	}{
-		{"sigkill-one-instance", faultKillOne},
-		{"rolling-kills-three-instances", faultRolling},
-		{"broker-restart", faultBrokerRestart},
-		{"zombie-sigstop", faultZombie},
+		{"sigkill-one-instance", faultKillOne, false},
+		{"rolling-kills-three-instances", faultRolling, false},
+		{"broker-restart", faultBrokerRestart, false},
+		{"zombie-sigstop", faultZombie, false},
+		{"sigkill-with-record-cache", faultKillCached, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -231,7 +235,7 @@ func TestFaults(t *testing.T) {
 			}
 			st.name, st.records, st.elapsed = c.name, e.records, time.Since(start)
 			st.redelivered = redeliveredIn(t)
-			rep := check(t, e.b.addr, e.topic)
+			rep := checkWith(t, e.b.addr, e.topic, c.cached)
 			st.verdict = "PASS"
 			if !rep.OK || st.redelivered > 0 || racesIn(t) > 0 {
 				st.verdict = "FAIL"
@@ -256,6 +260,25 @@ func TestFaults(t *testing.T) {
 func faultKillOne(e *faultEnv) faultStats {
 	kills := scale(5, 15)
 	f := newFleet(e.t, e.b.addr, e.topic, 100*time.Millisecond)
+	for i := range kills {
+		f.start("a")
+		e.progressTo(max(e.committed()+1, e.randomPoint(i, kills+1)), fmt.Sprintf("progress before kill %d", i+1))
+		f.kill("a")
+	}
+	f.start("a")
+	e.progressTo(int64(e.records), "all input committed")
+	f.stopAll()
+	return faultStats{kills: kills, rebalances: f.rebalances(), restarts: f.starts - 1}
+}
+
+// faultKillCached: SIGKILLs of one instance whose aggregations have a record
+// cache (statestore.cache.max.bytes), small enough that tasks also flush it
+// between commits: kills land with updates in the cache, in a flush, or
+// between a flush and the commit.
+func faultKillCached(e *faultEnv) faultStats {
+	kills := scale(3, 10)
+	f := newFleet(e.t, e.b.addr, e.topic, 100*time.Millisecond)
+	f.args = []string{"--set", "statestore.cache.max.bytes=65536"}
 	for i := range kills {
 		f.start("a")
 		e.progressTo(max(e.committed()+1, e.randomPoint(i, kills+1)), fmt.Sprintf("progress before kill %d", i+1))

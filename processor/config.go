@@ -59,6 +59,16 @@ type Config struct {
 	// CommitMaxRecords commits early once this many input records are in the
 	// open transaction; default 50000. Bounds the memory of pending batches.
 	CommitMaxRecords int `yaml:"commit.max.records"`
+	// StateStoreCacheMaxBytes is the record cache's budget for the whole
+	// instance, split evenly over its active tasks; default 0: no cache,
+	// every update of a stream aggregation is written and forwarded as it
+	// happens. Above 0, an aggregation's repeated updates of a key within a
+	// commit are merged and only the last is written to the changelog and
+	// forwarded, at the commit or when the task's share is full (emit on
+	// flush; processor/recordcache.go). Kafka Streams'
+	// statestore.cache.max.bytes, whose default is 10 MiB: ours is 0 so
+	// that an aggregation emits one output per input unless asked.
+	StateStoreCacheMaxBytes int64 `yaml:"statestore.cache.max.bytes"`
 	// StateDir holds `<application.id>/`, the Pebble DB; default
 	// $TMPDIR/eos-runner. state.dir.
 	StateDir string `yaml:"state.dir"`
@@ -249,6 +259,13 @@ func (c *Config) Set(key, value string) error {
 		c.CommitIntervalMs, err = atoi()
 	case "commit.max.records":
 		c.CommitMaxRecords, err = atoi()
+	case "statestore.cache.max.bytes":
+		var n int64
+		n, err = strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			err = fmt.Errorf("config %s: %q is not an integer", key, value)
+		}
+		c.StateStoreCacheMaxBytes = n
 	case "state.dir":
 		c.StateDir = value
 	case "state.cleanup.delay.ms":
@@ -377,6 +394,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommitMaxRecords < 0 {
 		bad("commit.max.records: %d is negative", c.CommitMaxRecords)
+	}
+	if c.StateStoreCacheMaxBytes < 0 {
+		bad("statestore.cache.max.bytes: %d is negative", c.StateStoreCacheMaxBytes)
 	}
 	if c.NumStreamThreads < 0 {
 		bad("num.stream.threads: %d is negative", c.NumStreamThreads)

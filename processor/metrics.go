@@ -36,6 +36,7 @@ type metrics struct {
 	processLatency prometheus.Histogram   // process-latency-*, process-rate (its _count)
 	e2eLatency     prometheus.Histogram   // record-e2e-latency, to the commit
 	punctuations   prometheus.Counter     // punctuate-total
+	cacheEvictions prometheus.Counter     // record cache flushes before a commit
 	restore        *restoreProgress       // restore-remaining-records-total
 }
 
@@ -81,7 +82,9 @@ func newMetrics(appID string) *metrics {
 		ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 22)})
 	m.punctuations = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_punctuations_total",
 		Help: "Punctuators run, stream time and wall clock (Kafka Streams' punctuate-total).", ConstLabels: labels})
+	m.cacheEvictions = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_record_cache_evictions_total",
+		Help: "Record cache flushes forced by a full cache (statestore.cache.max.bytes) between commits.", ConstLabels: labels})
 	m.restore = newRestoreProgress(labels)
-	m.reg.MustRegister(m.consumed, m.produced, m.processLatency, m.e2eLatency, m.punctuations, m.restore)
+	m.reg.MustRegister(m.consumed, m.produced, m.processLatency, m.e2eLatency, m.punctuations, m.cacheEvictions, m.restore)
 	return m
 }

@@ -84,6 +84,9 @@ type work struct {
 	t    *task
 	msg  *kafka.Message
 	wall time.Time // non-zero: fire wall-clock punctuators instead
+	// fn, if set, is run instead, even after a failure in the transaction
+	// (the commit's cache flush, whose caller collects its error).
+	fn func(ctx context.Context)
 }
 
 // Option adjusts a Runner.
@@ -544,7 +547,9 @@ func forwardLogs(log *slog.Logger, client string, logs chan kafka.LogEvent) {
 // worker runs tasks' work in dispatch order.
 func (r *Runner) worker(ctx context.Context, ch chan work) {
 	for w := range ch {
-		if !r.failures.any() {
+		if w.fn != nil {
+			w.fn(ctx)
+		} else if !r.failures.any() {
 			var err error
 			if w.msg != nil {
 				start := time.Now()

@@ -50,7 +50,7 @@ func (s *kvStore) changelogTopic() string                     { return s.topic }
 func (s *kvStore) changelogPartition() int32                  { return s.partition }
 func (s *kvStore) pendingCount() int                          { return s.cs.PendingCount() }
 func (s *kvStore) commitAt(checkpoint int64) changelog.Commit { return s.cs.CommitAt(checkpoint) }
-func (s *kvStore) abort()                                     { s.discard(); s.cs.Abort() }
+func (s *kvStore) abort()                                     { s.discard(); s.dropCache(); s.cs.Abort() }
 func (s *kvStore) restore(ctx context.Context, src changelog.Source, opts changelog.RestoreOptions) (changelog.RestoreResult, error) {
 	return changelog.Restore(ctx, s.cs, src, opts)
 }

@@ -27,11 +27,23 @@ type kvStore struct {
 	fromSource bool
 
 	overlay map[string]overlayEntry
+
+	// The record cache (recordcache.go): nil rc, or no listener, means
+	// every write goes through at once.
+	rc       *recordCache
+	listener func(from topology.Record, newValue, oldValue any) error
+	withOld  bool
+	cache    map[string]*cacheEntry // dirty entries since the last flush
+	order    []string               // cache keys in first-update order
 }
 
+// overlayEntry is one write of the record being processed.
 type overlayEntry struct {
 	value   []byte
 	deleted bool
+	// cached: written by PutCached; from is the record it came from.
+	cached bool
+	from   cacheContext
 }
 
 func newKVStore(spec topology.StoreSpec, cs *changelog.Store, topic string, partition int32, coll *collector) *kvStore {
@@ -64,6 +76,11 @@ func (s *kvStore) Get(key any) (any, error) {
 	var vb []byte
 	if e, ok := s.overlay[string(kb)]; ok {
 		if e.deleted {
+			return nil, nil
+		}
+		vb = bytes.Clone(e.value)
+	} else if e, ok := s.cache[string(kb)]; ok {
+		if e.value == nil {
 			return nil, nil
 		}
 		vb = bytes.Clone(e.value)
@@ -128,6 +145,17 @@ func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
 	}); err != nil {
 		return &runtimeError{fmt.Errorf("store %s: range: %w", s.spec.Name, err)}
 	}
+	for k, e := range s.cache {
+		kb := []byte(k)
+		if (start != nil && bytes.Compare(kb, start) < 0) || (end != nil && bytes.Compare(kb, end) >= 0) {
+			continue
+		}
+		if e.value == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = e.value
+		}
+	}
 	return rangeMerged(s.spec, s.topic, merged, s.overlay, start, end, fn)
 }
 
@@ -173,24 +201,16 @@ func rangeMerged(spec topology.StoreSpec, topic string, merged map[string][]byte
 // changelog records in the collector.
 func (s *kvStore) flush() error {
 	for k, e := range s.overlay {
-		kb := []byte(k)
-		var err error
-		if e.deleted {
-			err = s.cs.Delete(kb)
-		} else {
-			err = s.cs.Put(kb, e.value)
-		}
-		if err != nil {
-			return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
-		}
-		if s.fromSource {
+		if s.cacheWrite(k, e) {
 			continue
 		}
-		s.coll.send(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
-			Key:            kb,
-			Value:          e.value, // nil for a delete: a tombstone for compaction
-		})
+		value := e.value
+		if e.deleted {
+			value = nil
+		}
+		if err := s.write([]byte(k), value); err != nil {
+			return err
+		}
 	}
 	clear(s.overlay)
 	return nil
@@ -198,3 +218,25 @@ func (s *kvStore) flush() error {
 
 // discard drops this record's writes.
 func (s *kvStore) discard() { clear(s.overlay) }
+
+// write writes one entry through: to the pending batch, and its changelog
+// record to the collector.
+func (s *kvStore) write(kb, value []byte) error {
+	var err error
+	if value == nil {
+		err = s.cs.Delete(kb)
+	} else {
+		err = s.cs.Put(kb, value)
+	}
+	if err != nil {
+		return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
+	}
+	if !s.fromSource {
+		s.coll.send(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
+			Key:            kb,
+			Value:          value, // nil for a delete: a tombstone for compaction
+		})
+	}
+	return nil
+}

@@ -78,6 +78,9 @@ type task struct {
 
 	initialized bool
 
+	// rc is the task's share of the record cache (recordcache.go).
+	rc recordCache
+
 	// clock is the wall clock wall-clock punctuators are scheduled on; nil
 	// means time.Now (the runner). The test driver sets its own, which
 	// AdvanceWallClockTime moves.
@@ -122,6 +125,7 @@ func newTask(topo *topology.Topology, sub *topology.SubTopology, partition int32
 		nodes: map[string]*nodeRT{}, sources: map[string]*nodeRT{}, stores: map[string]stateStore{}, coll: coll,
 		processed: map[partitionKey]int64{},
 	}
+	t.rc.current = &t.current
 	t.log = log.With("task", t.id)
 	for _, name := range sub.Stores {
 		spec := topo.Stores[name]
@@ -198,6 +202,7 @@ func (t *task) newStore(spec topology.StoreSpec, db *changelog.DB, topic string,
 	}
 	kv := newKVStore(spec, db.Store(spec.Name, t.partition), topic, t.partition, coll)
 	kv.fromSource = spec.SourceTopic != ""
+	kv.rc = &t.rc
 	return kv, nil
 }
 
@@ -380,6 +385,8 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 			return err
 		}
 	} else if err := t.commitRecord(); err != nil {
+		return err
+	} else if err := t.maybeEvict(ctx); err != nil {
 		return err
 	}
 	if err := t.coll.flush(ctx); err != nil {
@@ -648,6 +655,9 @@ func (t *task) punctuate(ctx context.Context, typ topology.PunctuationType, now 
 			return fmt.Errorf("task %s: %s punctuator of %s: %w", t.id, p.typ, p.node, err)
 		}
 		if err := t.commitRecord(); err != nil {
+			return err
+		}
+		if err := t.maybeEvict(ctx); err != nil {
 			return err
 		}
 		if err := t.coll.flush(ctx); err != nil {

@@ -104,7 +104,7 @@ func (tm *taskManager) publishRunning() {
 // partition is processed before its stores are.
 func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int, committed map[partitionKey]position) ([]kafka.TopicPartition, error) {
 	var pause []kafka.TopicPartition
-	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))); tm.publishRunning() }()
+	defer func() { tm.m.tasks.Set(float64(len(tm.tasks))); tm.publishRunning(); tm.resizeCaches() }()
 	var created []*task
 	for _, p := range parts {
 		tp := partitionKey{*p.Topic, p.Partition}
@@ -126,6 +126,7 @@ func (tm *taskManager) assign(parts []kafka.TopicPartition, subOf map[string]int
 			tm.stopStandby(id)
 			t.globals = tm.globals.stores()
 			t.lateToDLQ = tm.cfg.LateRecords == LateRecordsDLQ
+			t.rc.enabled = tm.cfg.StateStoreCacheMaxBytes > 0
 			if inputs := taskInputs(tm.topo.SubTopologies[sub], tm.cfg.ApplicationID, tp.Partition); len(inputs) > 1 {
 				t.inputs = newPartitionGroup(inputs, tm.cfg.MaxTaskIdle)
 			}
@@ -233,6 +234,20 @@ func (tm *taskManager) closeRevoked(closing map[string]*task) {
 		for name := range t.stores {
 			tm.db.MarkUnowned(changelog.StorePartition{Store: name, Partition: t.partition}, time.Now())
 		}
+	}
+	tm.resizeCaches()
+}
+
+// resizeCaches splits statestore.cache.max.bytes evenly over the active
+// tasks (at least a byte each: a cache too small for one entry flushes
+// after every record).
+func (tm *taskManager) resizeCaches() {
+	if tm.cfg.StateStoreCacheMaxBytes <= 0 || len(tm.tasks) == 0 {
+		return
+	}
+	share := max(1, tm.cfg.StateStoreCacheMaxBytes/int64(len(tm.tasks)))
+	for _, t := range tm.tasks {
+		t.rc.max.Store(share)
 	}
 }
 

@@ -12,7 +12,9 @@ package processor
 //  2. look at what the workers reported: a worker that failed in this
 //     transaction decides the outcome (see failed below), whether it failed
 //     before the poll loop last looked or while the barrier drained it;
-//  3. SendOffsetsToTransaction(the position of every owned input partition,
+//  3. flush the tasks' record caches into the transaction (recordcache.go),
+//     on their workers, and wait for them; then
+//     SendOffsetsToTransaction(the position of every owned input partition,
 //     with its task's stream time as metadata; the consumer's group metadata)
 //     — KIP-447: the group coordinator fences a zombie whose generation is
 //     stale, so even a transaction that carries only punctuator output is
@@ -95,6 +97,10 @@ type position struct {
 // during the barrier) without a broker.
 type txnEnv interface {
 	barrier()
+	// flushCaches flushes every task's record cache into the open
+	// transaction on the task's worker, waits until done, and returns what
+	// failed. Called after barrier.
+	flushCaches() error
 	// failure returns what the task workers reported failing in the open
 	// transaction (nil if nothing); read after barrier.
 	failure() error
@@ -234,6 +240,11 @@ func (c *committer) commitTxn(ctx context.Context) error {
 
 // commitOpen runs steps 3 to 6 on the open transaction, workers drained.
 func (c *committer) commitOpen(ctx context.Context) error {
+	if err := c.env.flushCaches(); err != nil {
+		// Never a record's own failure (recordcache.go), so failed aborts:
+		// and retries after a runtime error, else stops.
+		return c.failed(ctx, err)
+	}
 	pos := c.env.positions()
 	if c.transactional {
 		// SendOffsetsToTransaction is retriable but not resumable: a retry

@@ -39,6 +39,9 @@ type fakeTxnEnv struct {
 	processed map[partitionKey]int64
 	failErr   error
 	owned     map[partitionKey]int64
+	// cached: the tasks' record caches hold updates (flushCaches logs a
+	// call only then, so scripts without a cache read as before).
+	cached bool
 }
 
 func newFakeTxnEnv(t testing.TB, transactional bool) *fakeTxnEnv {
@@ -79,6 +82,20 @@ func (f *fakeTxnEnv) takeCalls() []string {
 
 func (f *fakeTxnEnv) barrier() { _ = f.call("barrier", "") }
 
+func (f *fakeTxnEnv) flushCaches() error {
+	if !f.cached {
+		return nil
+	}
+	if !f.inTxn && f.transactional {
+		f.violate("flushCaches without an open transaction")
+	}
+	err := f.call("flushCaches", "")
+	if err == nil {
+		f.cached = false
+	}
+	return err
+}
+
 func (f *fakeTxnEnv) failure() error { return f.failErr }
 
 func (f *fakeTxnEnv) clearFailure() {
@@ -112,6 +129,9 @@ func (f *fakeTxnEnv) begin() error {
 }
 
 func (f *fakeTxnEnv) sendOffsets(ctx context.Context, pos map[partitionKey]position) error {
+	if f.cached {
+		f.violate("sendOffsets before the record caches flushed")
+	}
 	if !f.inTxn {
 		f.violate("sendOffsets without an open transaction")
 	}
@@ -177,6 +197,7 @@ func (f *fakeTxnEnv) applyState(changelogNext map[partitionKey]int64, pos map[pa
 
 func (f *fakeTxnEnv) dropState() error {
 	clear(f.processed)
+	f.cached = false
 	return f.call("dropState", "")
 }
 
@@ -239,6 +260,10 @@ func scriptedError(t testing.TB, kind string) error {
 		return kafka.NewError(kafka.ErrRebalanceInProgress, "rebalance in progress", false)
 	case "plain":
 		return errors.New("disk full")
+	case "runtime":
+		return &runtimeError{errors.New("produce to out: message size too large")}
+	case "flush":
+		return fmt.Errorf("task 0_0: %w of store counts: node sink: boom", errCacheFlush)
 	case "delivery":
 		return errors.New("delivery to out[0]: broker down")
 	case "pending":
@@ -279,6 +304,7 @@ func fmtState(s txnState) string {
 //	                                        the record at N of T/P, which it and later ones were not processed
 //	own p=T/P committed=N                   an owned partition with a committed position
 //	open                                    ensureOpen alone (a punctuation)
+//	cache                                   the record caches now hold updates (processed records')
 //	untrack p=T/P                           partition revoked
 //	ends T/P=N ...                          changelog ends the next awaitDeliveries returns
 //	fail call=NAME err=KIND [times=N]       the next N calls of NAME fail (KIND: see scriptedError)
@@ -389,6 +415,9 @@ func TestTxn(t *testing.T) {
 				return "ok\n"
 			case "open":
 				return result(c.ensureOpen(), true)
+			case "cache":
+				env.cached = true
+				return "ok\n"
 			case "untrack":
 				var p string
 				d.ScanArgs(t, "p", &p)

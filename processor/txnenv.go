@@ -2,7 +2,9 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -15,6 +17,27 @@ import (
 type kafkaTxn struct{ r *Runner }
 
 func (k *kafkaTxn) barrier() { k.r.inflight.Wait() }
+
+func (k *kafkaTxn) flushCaches() error {
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, t := range k.r.tm.tasks {
+		if !t.cacheDirty() {
+			continue
+		}
+		k.r.dispatch(work{t: t, fn: func(ctx context.Context) {
+			if err := t.flushCaches(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}})
+	}
+	k.r.inflight.Wait()
+	return errors.Join(errs...)
+}
 
 func (k *kafkaTxn) failure() error { return k.r.failures.err() }
 

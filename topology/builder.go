@@ -443,10 +443,24 @@ type aggregateProcessor struct {
 	old   *oldValues
 	ctx   ProcessorContext
 	kv    KeyValueStore
+	// cached: the store has a record cache; updates are forwarded when it
+	// flushes them (emit on flush), not here.
+	cached bool
+	cache  CachingKeyValueStore
 }
 
 func (p *aggregateProcessor) Init(ctx ProcessorContext) error {
 	p.ctx, p.kv = ctx, ctx.Store(p.store)
+	p.cached = false
+	if c, ok := p.kv.(CachingKeyValueStore); ok {
+		p.cache = c
+		p.cached = c.SetFlushListener(func(from Record, agg, old any) error {
+			if !p.old.send {
+				old = nil
+			}
+			return p.ctx.Forward(from.WithValue(change{New: agg, Old: old}))
+		}, p.old.send)
+	}
 	return nil
 }
 
@@ -461,6 +475,9 @@ func (p *aggregateProcessor) Process(r Record) error {
 	agg, err := p.step(r.Key, r.Value, old)
 	if err != nil {
 		return err
+	}
+	if p.cached {
+		return p.cache.PutCached(r.Key, agg, r)
 	}
 	if err := p.kv.Put(r.Key, agg); err != nil {
 		return err

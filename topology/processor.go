@@ -99,3 +99,28 @@ type KeyValueStore interface {
 	// from from (inclusive) to to (exclusive); nil bounds are open.
 	Range(from, to any, fn func(key, value any) error) error
 }
+
+// CachingKeyValueStore is a KeyValueStore that can hold a record cache
+// (Kafka Streams' caching store, statestore.cache.max.bytes): updates
+// written with PutCached are merged per key and reach the store, its
+// changelog and the node's children only when the cache flushes: at every
+// commit, inside the transaction, and when the task's share of the cache is
+// full. A node that forwards its updates this way (the stream aggregations:
+// Count, Reduce, Aggregate) registers a flush listener at Init; if
+// SetFlushListener returns false the runner has no cache, and the node
+// writes with Put and forwards itself, once per update.
+type CachingKeyValueStore interface {
+	KeyValueStore
+	// SetFlushListener registers fn, called once per flushed key, in the
+	// order the keys were first updated since the last flush, with the
+	// key's last cached value (nil: deleted) and, if withOld, the value the
+	// store held before the flush (as of the previous flush: Kafka Streams'
+	// TimestampedCacheFlushListener). from carries the key and the
+	// timestamp and headers of the record that made the last update; the
+	// record metadata during the call is that record's. It replaces an
+	// earlier listener, and reports whether the store caches.
+	SetFlushListener(fn func(from Record, newValue, oldValue any) error, withOld bool) bool
+	// PutCached is Put into the cache, remembering from (the record being
+	// processed) for the flush. A nil value deletes.
+	PutCached(key, value any, from Record) error
+}

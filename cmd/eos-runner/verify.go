@@ -98,6 +98,7 @@ func verifyCmd(g *globals) *cobra.Command {
 	process.Flags().BoolVar(&joins, "joins", false, "add the joins with <input>-ref (written by verify generate --joins) and of the input with itself")
 
 	var checkInput, group string
+	var cached bool
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Read input and outputs with read_committed; exit 0 only if every output is exact",
@@ -110,7 +111,8 @@ func verifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := verify.Check(cmd.Context(), verify.CheckConfig{Brokers: split(), Input: checkInput, Group: group, Logger: g.log, ClientOpts: opts})
+			rep, err := verify.Check(cmd.Context(), verify.CheckConfig{Brokers: split(), Input: checkInput, Group: group, Logger: g.log, ClientOpts: opts,
+				Cached: cached})
 			if err != nil {
 				return err
 			}
@@ -130,6 +132,7 @@ func verifyCmd(g *globals) *cobra.Command {
 	}
 	check.Flags().StringVar(&checkInput, "input", "eos-input", "input topic")
 	check.Flags().StringVar(&group, "group", "", "application.id of the processors (default <input>-verify)")
+	check.Flags().BoolVar(&cached, "cached", false, "the processors had a record cache (statestore.cache.max.bytes): check sum, min, max and cnt as emitted on flush")
 	cmd.AddCommand(generate, process, check)
 	return cmd
 }

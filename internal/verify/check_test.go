@@ -398,3 +398,41 @@ func createTopics(t *testing.T, brokers []string, topics []string) {
 		}
 	}
 }
+
+func TestDescribeFlushed(t *testing.T) {
+	want := func(texts ...string) []expected {
+		var out []expected
+		for i, s := range texts {
+			out = append(out, expected{0, int64(i), s})
+		}
+		return out
+	}
+	got := func(texts ...string) []observed {
+		var out []observed
+		for i, s := range texts {
+			out = append(out, observed{0, int64(i), "k", false, s})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		got  []observed
+		want []expected
+		bad  bool
+	}{
+		{"every update", got("1", "2", "3"), want("1", "2", "3"), false},
+		{"merged", got("2", "3"), want("1", "2", "3"), false},
+		{"final only", got("3"), want("1", "2", "3"), false},
+		{"a repeated running value (sum back to 0)", got("0", "5", "0"), want("5", "0", "5", "0"), false},
+		{"final missing", got("1", "2"), want("1", "2", "3"), true},
+		{"duplicate (processed twice)", got("1", "2", "2", "3"), want("1", "2", "3"), true},
+		{"out of order", got("2", "1", "3"), want("1", "2", "3"), true},
+		{"nothing", nil, want("1"), true},
+		{"none wanted", got("1"), nil, true},
+		{"none", nil, nil, false},
+	} {
+		if _, bad := describeFlushed("sum: key \"k\"", c.got, c.want); bad != c.bad {
+			t.Errorf("%s: bad = %v, want %v", c.name, bad, c.bad)
+		}
+	}
+}
