@@ -12,7 +12,7 @@ func TestStoreCommittedCache(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
 	s := db.Store("agg", 0)
-	s.committedMax = 4
+	s.slotsMax = 4
 	get := func(k string) string {
 		t.Helper()
 		v, err := s.Get([]byte(k))
@@ -53,8 +53,8 @@ func TestStoreCommittedCache(t *testing.T) {
 		must(s.Put([]byte("k"+strconv.Itoa(i)), []byte(strconv.Itoa(i))))
 	}
 	must(db.Commit([]Commit{{Store: s, Checkpoint: 3}}))
-	if n := len(s.committed); n > s.committedMax {
-		t.Fatalf("cache holds %d entries, bound %d", n, s.committedMax)
+	if n := len(s.slots); n > s.slotsMax {
+		t.Fatalf("cache holds %d entries, bound %d", n, s.slotsMax)
 	}
 	for i := range 10 {
 		if got := get("k" + strconv.Itoa(i)); got != strconv.Itoa(i) {

@@ -57,7 +57,11 @@ func (db *DB) Commit(commits []Commit) error {
 	now := encodeCheckpointTime(db.now())
 	for _, c := range commits {
 		if c.Store.hasPending() {
-			if err := b.Apply(c.Store.pending, nil); err != nil {
+			apply := func() error { return c.Store.appendPending(b) }
+			if c.Store.indexed {
+				apply = func() error { return b.Apply(c.Store.pending, nil) }
+			}
+			if err := apply(); err != nil {
 				return fmt.Errorf("changelog: commit: store %s: %w", c.Store.sp, err)
 			}
 		}
@@ -77,10 +81,8 @@ func (db *DB) Commit(commits []Commit) error {
 		return fmt.Errorf("changelog: commit %d stores: %w", len(commits), err)
 	}
 	for _, c := range commits {
-		// What was pending is committed now: it is the cache's truth.
-		for k, v := range c.Store.pendingKV {
-			c.Store.cacheCommitted(k, v)
-		}
+		// What was pending is committed now: reset makes it the slots'
+		// committed values.
 		c.Store.reset(true)
 	}
 	return nil

@@ -192,7 +192,7 @@ func (db *DB) Store(name string, partition int32) *Store {
 		cpTimeKey: checkpointTimeKey(name, partition),
 		prefixEnd: prefixEnd(dataPrefix(name, partition)),
 
-		committedMax: db.storeCacheEntries,
+		slotsMax: db.storeCacheEntries,
 	}
 }
 

@@ -61,7 +61,7 @@
 //     transaction.timeout.ms. Never run two restores of one store partition
 //     at once; cancel a restore whose partition is revoked, and let it
 //     return before the partition's next restore starts.
-//  3. While processing, Put and Delete go to the store's pending batch, and
+//  3. While processing, Put and Delete go to the store's pending writes, and
 //     the same writes go as changelog records into the open Kafka
 //     transaction (a Delete as a tombstone, a nil value). Reads see the
 //     pending writes.

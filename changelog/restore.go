@@ -269,8 +269,8 @@ func restore(ctx context.Context, s *Store, src Source, report func(Progress), c
 		cfg.maxStateAge = 0
 	}
 	// Restore writes Pebble directly, under the cache of committed values.
-	s.committed = nil
-	defer func() { s.committed = nil }()
+	s.slots, s.last = nil, nil
+	defer func() { s.slots, s.last = nil, nil }()
 	began := cfg.now()
 	p, err := settle(ctx, s, src, cfg, began)
 	if err != nil {

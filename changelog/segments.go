@@ -81,6 +81,7 @@ type segmented struct {
 
 func newSegmented(db *DB, name string, partition int32, kind byte, opts segmentOptions) *segmented {
 	s := db.Store(name, partition)
+	s.indexed = true // read and iterated with its pending writes
 	g := &segmented{
 		s:                 s,
 		kind:              kind,

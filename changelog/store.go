@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -13,9 +15,9 @@ import (
 // partition, inside the shared DB. Keys and values are opaque bytes, ordered
 // bytewise.
 //
-// Writes (Put, Delete) go only to the pending batch. Reads (Get, Range) see
-// the pending batch over the committed state: read-your-writes. The pending
-// batch reaches Pebble only through DB.Commit, which the runner calls after
+// Writes (Put, Delete) go only to the pending writes (the last per key, in
+// the key's slot). Reads (Get, Range) see them over the committed state:
+// read-your-writes. The pending writes reach Pebble only through DB.Commit, which the runner calls after
 // the Kafka transaction that carried the matching changelog records has
 // committed; Abort drops it. So Pebble never holds uncommitted state.
 //
@@ -32,24 +34,33 @@ type Store struct {
 	cpKey     []byte // 0x00|sp
 	cpTimeKey []byte // 0x02|sp
 
-	// pending: this store's writes since the last commit; reads see them.
-	// Its task's worker only (and DB.Commit at the barrier). Created on the
-	// first write; applied by DB.Commit after CommitTransaction returns,
-	// dropped by Abort. Never committed by itself.
+	// pending: a segmented store's (window, session) writes since the last
+	// commit, an indexed batch its reads and iterators see. Its task's
+	// worker only (and DB.Commit at the barrier). Created on the first
+	// write; applied by DB.Commit after CommitTransaction returns, dropped
+	// by Abort. Never committed by itself. A plain key-value store has
+	// none: its pending writes are its dirty slots (below), which DB.Commit
+	// writes into its batch, the last write per key only.
 	pending *pebble.Batch
-	// pendingKV mirrors the pending batch's latest write per key (nil value:
-	// deleted), so that Get answers from it or from Pebble directly instead
-	// of merging the indexed batch over the DB on every read, which profiled
-	// as the hottest path of a stateful task. Same owner as pending; reset
-	// with it.
-	pendingKV map[string][]byte
-	// committed caches committed values by key (nil: known absent), filled
-	// by reads that reach Pebble and by DB.Commit from pendingKV, so that an
-	// aggregation's read of a hot key skips Pebble's memtable and block
-	// search. Emptied when it would pass committedMax entries, and by
-	// Restore, which writes Pebble directly. Same owner as pending.
-	committed    map[string][]byte
-	committedMax int
+	indexed bool
+	// writes and writeBytes count a plain store's pending writes (repeats
+	// included) and their keys' and values' bytes.
+	writes, writeBytes int
+	// slots is what this handle knows of each key it has read or written:
+	// the committed value (a cache: nil map entries mean nothing is known)
+	// and the pending write. Get answers from the key's slot (pending
+	// first), or from Pebble directly; never by merging the batch over the
+	// DB, which profiled as the hottest path of a stateful task. dirty lists
+	// the slots with a pending write, in first-write order. Same owner as
+	// pending. A read adds a slot while there are fewer than slotsMax; after
+	// a commit that leaves more, the map is emptied. Restore, which writes
+	// Pebble directly, empties it too.
+	slots    map[string]*slot
+	dirty    []*slot
+	slotsMax int
+	// last is the slot of the last Get or write: an aggregation writes the
+	// key it has just read, which then costs no map lookup.
+	last *slot
 
 	// afterReset, if set, is called whenever the pending batch is reset:
 	// committed true after DB.Commit applied it, false after Abort. A
@@ -58,15 +69,92 @@ type Store struct {
 	afterReset func(committed bool)
 }
 
-// cacheCommitted records the committed value of key (nil: absent).
-func (s *Store) cacheCommitted(key string, v []byte) {
-	if s.committedMax <= 0 {
-		return
+// slot is one key's committed value (if known) and pending write (if any).
+// The two value buffers swap at commit, so that a key written in every
+// transaction allocates nothing.
+type slot struct {
+	key string
+	// known: val and absent hold the committed state.
+	known  bool
+	absent bool
+	val    []byte
+	// pending: pval and pdel hold the pending write.
+	pending bool
+	pdel    bool
+	pval    []byte
+}
+
+// slotFor returns key's slot, creating it if create (else nil when there is
+// none).
+func (s *Store) slotFor(key []byte, create bool) *slot {
+	if l := s.last; l != nil && l.key == string(key) {
+		return l
 	}
-	if s.committed == nil || len(s.committed) >= s.committedMax {
-		s.committed = make(map[string][]byte, min(s.committedMax, 1024))
+	sl := s.slots[string(key)]
+	if sl == nil && create {
+		if s.slots == nil {
+			s.slots = make(map[string]*slot, min(max(s.slotsMax, 0), 1024))
+		}
+		sl = &slot{key: string(key)}
+		s.slots[sl.key] = sl
 	}
-	s.committed[key] = v
+	if sl != nil {
+		s.last = sl
+	}
+	return sl
+}
+
+// setPending records a pending write of key (nil value: a delete).
+func (s *Store) setPending(key, value []byte) {
+	sl := s.slotFor(key, true)
+	if !sl.pending {
+		sl.pending = true
+		s.dirty = append(s.dirty, sl)
+	}
+	sl.pdel = value == nil
+	sl.pval = append(sl.pval[:0], value...)
+	s.writes++
+	s.writeBytes += len(key) + len(value)
+}
+
+// appendPending writes a plain store's pending writes, the last per key,
+// into b.
+func (s *Store) appendPending(b *pebble.Batch) error {
+	for _, sl := range s.dirty {
+		var err error
+		if sl.pdel {
+			err = b.Delete(dataKey(s.prefix, []byte(sl.key)), nil)
+		} else {
+			// The data key without allocating it: straight into the batch.
+			op := b.SetDeferred(len(s.prefix)+len(sl.key), len(sl.pval))
+			copy(op.Key[copy(op.Key, s.prefix):], sl.key)
+			copy(op.Value, sl.pval)
+			err = op.Finish()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleSlots ends the pending writes: committed, they become the known
+// committed values; aborted, they are forgotten.
+func (s *Store) settleSlots(committed bool) {
+	for _, sl := range s.dirty {
+		if committed {
+			sl.known, sl.absent = true, sl.pdel
+			if !sl.pdel {
+				sl.val, sl.pval = sl.pval, sl.val
+			}
+		}
+		sl.pending, sl.pdel, sl.pval = false, false, sl.pval[:0]
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	if committed && len(s.slots) > s.slotsMax {
+		s.slots, s.last = nil, nil
+	}
 }
 
 // Name returns the store's name.
@@ -85,21 +173,25 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if s.db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if v, ok := s.pendingKV[string(key)]; ok {
-		if v == nil {
+	sl := s.slotFor(key, false)
+	if sl != nil {
+		switch {
+		case sl.pending && sl.pdel, !sl.pending && sl.known && sl.absent:
 			return nil, nil
+		case sl.pending:
+			return append(make([]byte, 0, len(sl.pval)), sl.pval...), nil
+		case sl.known:
+			return append(make([]byte, 0, len(sl.val)), sl.val...), nil
 		}
-		return append(make([]byte, 0, len(v)), v...), nil
 	}
-	if v, ok := s.committed[string(key)]; ok {
-		if v == nil {
-			return nil, nil
-		}
-		return append(make([]byte, 0, len(v)), v...), nil
+	if sl == nil && len(s.slots) < s.slotsMax {
+		sl = s.slotFor(key, true)
 	}
 	v, closer, err := s.db.pdb.Get(dataKey(s.prefix, key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		s.cacheCommitted(string(key), nil)
+		if sl != nil {
+			sl.known, sl.absent = true, true
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -109,7 +201,10 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if err := closer.Close(); err != nil {
 		return nil, fmt.Errorf("changelog: get %s key %q: %w", s.sp, key, err)
 	}
-	s.cacheCommitted(string(key), append([]byte(nil), out...))
+	if sl != nil {
+		sl.known, sl.absent = true, false
+		sl.val = append(sl.val[:0], out...)
+	}
 	return out, nil
 }
 
@@ -123,10 +218,12 @@ func (s *Store) Put(key, value []byte) error {
 	if err := s.ensurePending(); err != nil {
 		return err
 	}
-	if err := s.pending.Set(dataKey(s.prefix, key), value, nil); err != nil {
-		return fmt.Errorf("changelog: put %s key %q: %w", s.sp, key, err)
+	if s.indexed {
+		if err := s.pending.Set(dataKey(s.prefix, key), value, nil); err != nil {
+			return fmt.Errorf("changelog: put %s key %q: %w", s.sp, key, err)
+		}
 	}
-	s.pendingKV[string(key)] = append(make([]byte, 0, len(value)), value...)
+	s.setPending(key, value)
 	return nil
 }
 
@@ -136,10 +233,12 @@ func (s *Store) Delete(key []byte) error {
 	if err := s.ensurePending(); err != nil {
 		return err
 	}
-	if err := s.pending.Delete(dataKey(s.prefix, key), nil); err != nil {
-		return fmt.Errorf("changelog: delete %s key %q: %w", s.sp, key, err)
+	if s.indexed {
+		if err := s.pending.Delete(dataKey(s.prefix, key), nil); err != nil {
+			return fmt.Errorf("changelog: delete %s key %q: %w", s.sp, key, err)
+		}
 	}
-	s.pendingKV[string(key)] = nil
+	s.setPending(key, nil)
 	return nil
 }
 
@@ -164,7 +263,7 @@ func (s *Store) Range(start, end []byte, fn func(key, value []byte) error) error
 		it  *pebble.Iterator
 		err error
 	)
-	if s.hasPending() {
+	if s.indexed && s.hasPending() {
 		it, err = s.pending.NewIter(opts)
 	} else {
 		it, err = s.db.pdb.NewIter(opts)
@@ -172,9 +271,42 @@ func (s *Store) Range(start, end []byte, fn func(key, value []byte) error) error
 	if err != nil {
 		return fmt.Errorf("changelog: range %s: %w", s.sp, err)
 	}
+	var pend []*slot // the unindexed batch's writes in range, by key
+	if !s.indexed {
+		for _, sl := range s.dirty {
+			k := []byte(sl.key)
+			if (start == nil || bytes.Compare(k, start) >= 0) && (end == nil || bytes.Compare(k, end) < 0) {
+				pend = append(pend, sl)
+			}
+		}
+		slices.SortFunc(pend, func(a, b *slot) int { return strings.Compare(a.key, b.key) })
+	}
+	// Pending writes are copied first: fn may write to this store.
+	pw := make([]pendingWrite, len(pend))
+	for i, sl := range pend {
+		pw[i] = pendingWrite{[]byte(sl.key), append([]byte{}, sl.pval...), sl.pdel} // empty, not nil
+	}
 	n := len(s.prefix)
-	for ok := it.First(); ok; ok = it.Next() {
-		if err := fn(it.Key()[n:], it.Value()); err != nil {
+	ok := it.First()
+	for ok || len(pw) > 0 {
+		// fn runs before the iterator moves: its key and value are valid
+		// until then.
+		var err error
+		switch c := cmpNext(ok, it, n, pw); {
+		case c < 0: // the committed entry comes first
+			err = fn(it.Key()[n:], it.Value())
+			ok = it.Next()
+		default: // a pending write (c == 0: over the committed entry)
+			p := pw[0]
+			pw = pw[1:]
+			if !p.del {
+				err = fn(p.key, p.val)
+			}
+			if c == 0 {
+				ok = it.Next()
+			}
+		}
+		if err != nil {
 			it.Close()
 			return err
 		}
@@ -185,9 +317,31 @@ func (s *Store) Range(start, end []byte, fn func(key, value []byte) error) error
 	return nil
 }
 
+// cmpNext compares the iterator's key (without the n-byte prefix; none
+// left if !ok) with the first pending write's: <0 the iterator's comes
+// first, 0 the same key, >0 the pending one first.
+func cmpNext(ok bool, it *pebble.Iterator, n int, pw []pendingWrite) int {
+	switch {
+	case !ok:
+		return 1
+	case len(pw) == 0:
+		return -1
+	}
+	return bytes.Compare(it.Key()[n:], pw[0].key)
+}
+
+// pendingWrite is a copy of a pending write, for Range.
+type pendingWrite struct {
+	key, val []byte
+	del      bool
+}
+
 // PendingCount returns the number of pending writes (each Put and Delete
 // counts, repeats included), for the runner's "pending work is large" check.
 func (s *Store) PendingCount() int {
+	if !s.indexed {
+		return s.writes
+	}
 	if s.pending == nil {
 		return 0
 	}
@@ -196,6 +350,9 @@ func (s *Store) PendingCount() int {
 
 // PendingBytes returns the approximate size in bytes of the pending writes.
 func (s *Store) PendingBytes() int {
+	if !s.indexed {
+		return s.writeBytes
+	}
 	if !s.hasPending() {
 		return 0
 	}
@@ -211,7 +368,8 @@ func (s *Store) reset(committed bool) {
 	if s.pending != nil {
 		s.pending.Reset()
 	}
-	clear(s.pendingKV)
+	s.settleSlots(committed)
+	s.writes, s.writeBytes = 0, 0
 	if s.afterReset != nil {
 		s.afterReset(committed)
 	}
@@ -265,16 +423,20 @@ func (s *Store) checkpointTime() (t time.Time, ok bool, err error) {
 
 // hasPending reports whether there are pending writes; reads skip the batch
 // (and its merge cost) when there are none.
-func (s *Store) hasPending() bool { return s.pending != nil && !s.pending.Empty() }
+func (s *Store) hasPending() bool {
+	if !s.indexed {
+		return len(s.dirty) > 0
+	}
+	return s.pending != nil && !s.pending.Empty()
+}
 
 // ensurePending creates the pending batch on the first write.
 func (s *Store) ensurePending() error {
 	if s.db.closed.Load() {
 		return ErrClosed
 	}
-	if s.pending == nil {
+	if s.pending == nil && s.indexed {
 		s.pending = s.db.pdb.NewIndexedBatch()
-		s.pendingKV = map[string][]byte{}
 	}
 	return nil
 }

@@ -23,13 +23,36 @@ type collector struct {
 	p        producer
 	tracker  *deliveryTracker
 	buffered []*kafka.Message
+	// arena holds the messages message() hands out, reused once the
+	// buffer is flushed or discarded: Produce copies key, value and headers
+	// (RD_KAFKA_MSG_F_COPY) and, given no opaque and no delivery channel,
+	// keeps no reference to the message. next is the first unused one.
+	arena []kafka.Message
+	next  int
 }
 
 func (c *collector) send(msg *kafka.Message) { c.buffered = append(c.buffered, msg) }
 
+// message returns a zeroed message to fill and send, without allocating
+// one per record. A message a caller keeps past the next flush or discard
+// must be allocated instead.
+func (c *collector) message() *kafka.Message {
+	if c.next == len(c.arena) {
+		// Full: a fresh arena. The old one stays reachable through
+		// buffered until that is flushed.
+		c.arena = make([]kafka.Message, max(16, 2*len(c.arena)))
+		c.next = 0
+	}
+	m := &c.arena[c.next]
+	c.next++
+	*m = kafka.Message{}
+	return m
+}
+
 func (c *collector) discard() {
 	clear(c.buffered)
 	c.buffered = c.buffered[:0]
+	c.next = 0
 }
 
 // flush produces the buffered records.

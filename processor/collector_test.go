@@ -251,7 +251,8 @@ func (p *fakeProducer) Produce(msg *kafka.Message, deliveryChan chan kafka.Event
 			return err
 		}
 	}
-	p.produced = append(p.produced, msg)
+	cp := *msg // librdkafka copies too: the collector reuses its messages
+	p.produced = append(p.produced, &cp)
 	return nil
 }
 

@@ -111,32 +111,33 @@ func (s *kvStore) PutCached(key, value any, from topology.Record) error {
 	if err != nil {
 		return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
 	}
-	e := overlayEntry{value: bytes.Clone(vb), deleted: vb == nil, cached: true,
+	e := kvWrite{key: kb, overlayEntry: overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}, cached: true,
 		from: cacheContext{ts: from.Timestamp, headers: from.Headers}}
 	if md := *s.rc.current; md != nil {
 		e.from.md, e.from.hasMD = *md, true
 	}
-	s.overlay[string(kb)] = e
+	s.setOverlay(e)
 	return nil
 }
 
 // cacheWrite moves one overlay entry of a record that succeeded into the
 // cache, and reports whether it did; a write-through entry drops the key's
 // cached update.
-func (s *kvStore) cacheWrite(k string, e overlayEntry) bool {
+func (s *kvStore) cacheWrite(e *kvWrite) bool {
 	if s.listener == nil {
 		return false
 	}
-	ce, ok := s.cache[k]
+	ce, ok := s.cache[string(e.key)]
 	if !e.cached {
 		if ok {
 			s.rc.used -= ce.size
-			delete(s.cache, k)
+			delete(s.cache, string(e.key))
 		}
 		return false
 	}
 	if !ok {
 		ce = &cacheEntry{}
+		k := string(e.key)
 		s.cache[k] = ce
 		s.order = append(s.order, k)
 	}
@@ -146,7 +147,7 @@ func (s *kvStore) cacheWrite(k string, e overlayEntry) bool {
 		ce.value = e.value
 	}
 	ce.from = e.from
-	ce.size = int64(len(k)+len(ce.value)) + cacheEntryOverhead
+	ce.size = int64(len(e.key)+len(ce.value)) + cacheEntryOverhead
 	for _, h := range e.from.headers {
 		ce.size += int64(len(h.Key) + len(h.Value))
 	}

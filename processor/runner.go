@@ -581,7 +581,8 @@ func (r *Runner) loop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.health.loopTick(time.Now(), r.tm)
+		now := time.Now() // one clock read per pass: the loop passes once per record
+		r.health.loopTick(now, r.tm)
 		if r.fatal != nil {
 			return r.fatal
 		}
@@ -598,7 +599,6 @@ func (r *Runner) loop(ctx context.Context) error {
 			return err
 		}
 		r.tm.reconcileStandbys(r.groupView()) // standby.go
-		now := time.Now()
 		// A worker's failure settles the transaction at once (txn.go:
 		// committer.failed), as a commit does.
 		if r.failures.any() || r.com.due(now, r.cfg.CommitInterval, r.cfg.CommitMaxRecords) {

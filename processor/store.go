@@ -26,7 +26,10 @@ type kvStore struct {
 	// by others; the store writes no changelog records (sourcetopic.go).
 	fromSource bool
 
-	overlay map[string]overlayEntry
+	// overlay: this record's writes, one per key, in first-write order (a
+	// record writes a key or two: a slice scan beats a map's hashing and
+	// clearing per record).
+	overlay []kvWrite
 
 	// The record cache (recordcache.go): nil rc, or no listener, means
 	// every write goes through at once.
@@ -41,13 +44,38 @@ type kvStore struct {
 type overlayEntry struct {
 	value   []byte
 	deleted bool
+}
+
+// kvWrite is one write of the record being processed to a kvStore.
+type kvWrite struct {
+	key []byte
+	overlayEntry
 	// cached: written by PutCached; from is the record it came from.
 	cached bool
 	from   cacheContext
 }
 
+// find returns the index of key's write in the overlay, or -1.
+func (s *kvStore) find(key []byte) int {
+	for i := range s.overlay {
+		if bytes.Equal(s.overlay[i].key, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// setOverlay records this record's write w of its key.
+func (s *kvStore) setOverlay(w kvWrite) {
+	if i := s.find(w.key); i >= 0 {
+		s.overlay[i] = w
+		return
+	}
+	s.overlay = append(s.overlay, w)
+}
+
 func newKVStore(spec topology.StoreSpec, cs *changelog.Store, topic string, partition int32, coll *collector) *kvStore {
-	return &kvStore{spec: spec, cs: cs, topic: topic, partition: partition, coll: coll, overlay: map[string]overlayEntry{}}
+	return &kvStore{spec: spec, cs: cs, topic: topic, partition: partition, coll: coll}
 }
 
 func (s *kvStore) Name() string { return s.spec.Name }
@@ -74,7 +102,8 @@ func (s *kvStore) Get(key any) (any, error) {
 		return nil, err
 	}
 	var vb []byte
-	if e, ok := s.overlay[string(kb)]; ok {
+	if i := s.find(kb); i >= 0 {
+		e := s.overlay[i]
 		if e.deleted {
 			return nil, nil
 		}
@@ -109,7 +138,7 @@ func (s *kvStore) Put(key, value any) error {
 	}
 	// Clone: serdes may return the caller's own slice (serde.Bytes), which the
 	// caller may change after Put.
-	s.overlay[string(kb)] = overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}
+	s.setOverlay(kvWrite{key: kb, overlayEntry: overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}})
 	return nil
 }
 
@@ -119,7 +148,7 @@ func (s *kvStore) Delete(key any) error {
 	if err != nil {
 		return err
 	}
-	s.overlay[string(kb)] = overlayEntry{deleted: true}
+	s.setOverlay(kvWrite{key: kb, overlayEntry: overlayEntry{deleted: true}})
 	return nil
 }
 
@@ -156,7 +185,11 @@ func (s *kvStore) Range(from, to any, fn func(key, value any) error) error {
 			merged[k] = e.value
 		}
 	}
-	return rangeMerged(s.spec, s.topic, merged, s.overlay, start, end, fn)
+	overlay := make(map[string]overlayEntry, len(s.overlay))
+	for _, w := range s.overlay {
+		overlay[string(w.key)] = w.overlayEntry
+	}
+	return rangeMerged(s.spec, s.topic, merged, overlay, start, end, fn)
 }
 
 // rangeMerged lays a record's overlay over the entries read from the store
@@ -200,24 +233,28 @@ func rangeMerged(spec topology.StoreSpec, topic string, merged map[string][]byte
 // flush moves this record's writes to the pending batch and queues their
 // changelog records in the collector.
 func (s *kvStore) flush() error {
-	for k, e := range s.overlay {
-		if s.cacheWrite(k, e) {
+	for i := range s.overlay {
+		e := &s.overlay[i]
+		if s.cacheWrite(e) {
 			continue
 		}
 		value := e.value
 		if e.deleted {
 			value = nil
 		}
-		if err := s.write([]byte(k), value); err != nil {
+		if err := s.write(e.key, value); err != nil {
 			return err
 		}
 	}
-	clear(s.overlay)
+	s.discard()
 	return nil
 }
 
 // discard drops this record's writes.
-func (s *kvStore) discard() { clear(s.overlay) }
+func (s *kvStore) discard() {
+	clear(s.overlay) // the slices go to the collector: not reused
+	s.overlay = s.overlay[:0]
+}
 
 // write writes one entry through: to the pending batch, and its changelog
 // record to the collector.
@@ -232,11 +269,10 @@ func (s *kvStore) write(kb, value []byte) error {
 		return &runtimeError{fmt.Errorf("store %s: write: %w", s.spec.Name, err)}
 	}
 	if !s.fromSource {
-		s.coll.send(&kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: s.partition},
-			Key:            kb,
-			Value:          value, // nil for a delete: a tombstone for compaction
-		})
+		m := s.coll.message()
+		m.TopicPartition = kafka.TopicPartition{Topic: &s.topic, Partition: s.partition}
+		m.Key, m.Value = kb, value // nil value for a delete: a tombstone for compaction
+		s.coll.send(m)
 	}
 	return nil
 }

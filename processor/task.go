@@ -57,6 +57,10 @@ type task struct {
 	puncts     []*punctuation
 	current    *topology.RecordMetadata // input record being processed; nil in a punctuator
 	currentMsg *kafka.Message           // its original bytes, for the dead-letter topic
+	// curMD and beforeVal are what current and before point at while a
+	// record is processed (fields, so that a record allocates neither).
+	curMD     topology.RecordMetadata
+	beforeVal time.Time
 
 	// processed is the next offset per input partition processed in the
 	// open transaction (last processed + 1): what the commit sends. A record
@@ -398,7 +402,8 @@ func (t *task) process(ctx context.Context, m *kafka.Message) error {
 
 // runRecord deserializes and forwards one record, turning panics into errors.
 func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetadata) (err error) {
-	t.current, t.currentMsg = &md, m
+	t.curMD = md
+	t.current, t.currentMsg = &t.curMD, m
 	defer func() {
 		t.current, t.currentMsg = nil, nil
 		if r := recover(); r != nil {
@@ -446,8 +451,8 @@ func (t *task) runRecord(src *nodeRT, m *kafka.Message, md topology.RecordMetada
 	if ms := rec.Timestamp.UnixMilli(); ms < 0 {
 		return perr("timestamp", fmt.Errorf("%w: %d", topology.ErrNegativeTimestamp, ms))
 	}
-	before := t.streamTime
-	t.before = &before
+	t.beforeVal = t.streamTime
+	t.before = &t.beforeVal
 	defer func() { t.before = nil }()
 	if rec.Timestamp.After(t.streamTime) {
 		t.streamTime = rec.Timestamp
@@ -599,10 +604,10 @@ func (t *task) sink(n *nodeRT, rec topology.Record) error {
 			hs[i] = kafka.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	t.coll.send(&kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: n.topicPtr, Partition: kafka.PartitionAny},
-		Key:            kb, Value: vb, Headers: hs, Timestamp: rec.Timestamp,
-	})
+	m := t.coll.message()
+	m.TopicPartition = kafka.TopicPartition{Topic: n.topicPtr, Partition: kafka.PartitionAny}
+	m.Key, m.Value, m.Headers, m.Timestamp = kb, vb, hs, rec.Timestamp
+	t.coll.send(m)
 	return nil
 }
 
