@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -82,6 +83,26 @@ type slot struct {
 	pending bool
 	pdel    bool
 	pval    []byte
+	// kbuf holds a short key and vbuf short values inside the slot itself
+	// (key points into kbuf; val and pval start in vbuf): a lookup then
+	// compares the key and reads the value in the memory it loaded for the
+	// slot, instead of following two more pointers to cold memory, which
+	// profiled as most of Get's cost.
+	kbuf [16]byte
+	vbuf [2][16]byte
+}
+
+// newSlot returns a slot for key.
+func newSlot(key []byte) *slot {
+	sl := &slot{}
+	if len(key) <= len(sl.kbuf) {
+		n := copy(sl.kbuf[:], key)
+		sl.key = unsafe.String(&sl.kbuf[0], n) // never written again
+	} else {
+		sl.key = string(key)
+	}
+	sl.val, sl.pval = sl.vbuf[0][:0], sl.vbuf[1][:0]
+	return sl
 }
 
 // slotFor returns key's slot, creating it if create (else nil when there is
@@ -95,7 +116,7 @@ func (s *Store) slotFor(key []byte, create bool) *slot {
 		if s.slots == nil {
 			s.slots = make(map[string]*slot, min(max(s.slotsMax, 0), 1024))
 		}
-		sl = &slot{key: string(key)}
+		sl = newSlot(key)
 		s.slots[sl.key] = sl
 	}
 	if sl != nil {
