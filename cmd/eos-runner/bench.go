@@ -20,7 +20,7 @@ func benchCmd(g *globals) *cobra.Command {
 	var (
 		cfg       bench.Config
 		quick     bool
-		out       string
+		out, from string
 		phases    string
 		runs      string
 		intervals []time.Duration
@@ -50,6 +50,13 @@ the input, and measures, each runner as its own process:
 Prints a table and writes the figures to --out (bench/results.json).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from != "" {
+				res, err := bench.ReadJSON(from)
+				if err != nil {
+					return err
+				}
+				return res.WriteTable(g.stdout)
+			}
 			if quick {
 				def := func(name string, v *int, q int) {
 					if !cmd.Flags().Changed(name) {
@@ -108,6 +115,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")
 	f.BoolVar(&quick, "quick", false, "a small smoke run: 100k records, 10k keys, 1 repeat, 100k restore keys, 5s latency runs (flags set explicitly win)")
 	f.StringVar(&out, "out", "bench/results.json", "where to write the results as JSON")
+	f.StringVar(&from, "from", "", "print the tables of a results file instead of running")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "also run the stateful exactly_once_v2 topology once more, unmeasured, writing the runner's CPU profile here")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for state dirs and process logs (default a temporary one, removed on success)")
 	f.BoolVar(&cfg.KeepWorkDir, "keep-work-dir", false, "keep the temporary work dir")

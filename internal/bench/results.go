@@ -188,6 +188,21 @@ func (r *Results) setRatios() {
 	r.Summary = summarize(r.Runs)
 }
 
+// ReadJSON reads results WriteJSON wrote, recomputing the summary from the
+// runs.
+func ReadJSON(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: results: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("bench: results %s: %w", path, err)
+	}
+	r.setRatios()
+	return &r, nil
+}
+
 // WriteJSON writes r, indented, to path, creating its directory.
 func (r *Results) WriteJSON(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -210,7 +225,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 	sep := ""
 	if len(r.Summary) > 0 {
-		fmt.Fprintf(tw, "run\tguarantee\tkeys\tcache MiB\tbinary\truns\trecords/s\tCPU µs/rec\tpeak RSS MiB\tratio to raw\tspread\tCPU × raw\t\t\n")
+		fmt.Fprintf(tw, "run\tguarantee\tkeys\tcache MiB\tbinary\truns\trecords/s\tCPU µs/rec\tpeak RSS MiB\tratio to raw\tspread\tCPU × raw\tother cores\t\t\n")
 		for _, s := range r.Summary {
 			flag := ""
 			if s.Flagged {
@@ -220,11 +235,11 @@ func (r *Results) WriteTable(w io.Writer) error {
 			if bin == "" {
 				bin = "this"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.3f\t%.1f%%\t%.2f\t%s\t\n", s.Name, s.Guarantee, s.Keys,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.3f\t%.1f%%\t%.2f\t%.2f\t%s\t\n", s.Name, s.Guarantee, s.Keys,
 				float64(s.CacheBytes)/(1<<20), bin, s.Runs, s.RecordsPerSec, s.CPUMicrosPerRecord,
-				float64(s.PeakRSSBytes)/(1<<20), s.Ratio, s.RatioSpread*100, s.CPURatio, flag)
+				float64(s.PeakRSSBytes)/(1<<20), s.Ratio, s.RatioSpread*100, s.CPURatio, s.OtherCores, flag)
 		}
-		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
+		sep = "\n"
 	}
 	if len(r.Latency) > 0 {
 		fmt.Fprint(tw, sep)
@@ -234,14 +249,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "stateful exactly_once_v2\t%d ms\t%d\t%d\t%.1f\t%.1f\t%.1f\t\t\t\n", l.CommitIntervalMs,
 				l.Records, l.InputRate, l.P50Ms, l.P99Ms, l.MaxMs)
 		}
-		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
+		sep = "\n"
 	}
 	if rs := r.Restore; rs.Keys > 0 {
 		fmt.Fprint(tw, sep)
 		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\t\t\t\n")
 		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
 			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored)
-		sep = "\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
+		sep = "\n"
 	}
 	if fo := r.Failover; fo.Keys > 0 {
 		fmt.Fprint(tw, sep)

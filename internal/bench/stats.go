@@ -137,6 +137,9 @@ type Summary struct {
 	// CPURatio is the median of CPUMicrosPerRecord over the paired raw
 	// copy's.
 	CPURatio float64 `json:"cpu_ratio_to_raw"`
+	// OtherCores is the median of the runs' OtherCores: how busy the
+	// machine was with anything but runner and broker.
+	OtherCores float64 `json:"other_cores"`
 	// Flagged: RatioSpread is wider than MaxRatioSpread; the ratio does
 	// not tell a real difference from noise.
 	Flagged bool `json:"flagged"`
@@ -160,8 +163,9 @@ func summarize(runs []RunResult) []Summary {
 	out := make([]Summary, 0, len(order))
 	for _, k := range order {
 		g := groups[k]
-		var rate, cpu, rss, ratio, cpuRatio []float64
+		var rate, cpu, rss, ratio, cpuRatio, other []float64
 		for _, r := range g {
+			other = append(other, r.OtherCores)
 			rate = append(rate, r.RecordsPerSec)
 			cpu = append(cpu, r.CPUMicrosPerRecord)
 			rss = append(rss, float64(r.PeakRSSBytes))
@@ -179,7 +183,8 @@ func summarize(runs []RunResult) []Summary {
 		s := Summary{Name: k.name, Guarantee: k.guarantee, Keys: k.keys, CacheBytes: k.cache, Binary: k.binary,
 			Runs: len(g), RecordsPerSec: round(Median(rate), 0), CPUMicrosPerRecord: round(Median(cpu), 2),
 			PeakRSSBytes: int64(Median(rss)), Ratio: round(Median(ratio), 3), RatioMin: round(slices.Min(ratio), 3),
-			RatioMax: round(slices.Max(ratio), 3), RatioSpread: round(Spread(ratio), 3), CPURatio: round(Median(cpuRatio), 3)}
+			RatioMax: round(slices.Max(ratio), 3), RatioSpread: round(Spread(ratio), 3), CPURatio: round(Median(cpuRatio), 3),
+			OtherCores: round(Median(other), 2)}
 		s.Flagged = Spread(ratio) > MaxRatioSpread
 		out = append(out, s)
 	}
