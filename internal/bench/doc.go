@@ -20,8 +20,13 @@
 //     tumbling 1-minute window of event time, emitted on every update, with
 //     its window store's changelog) and the dedup one (deduplicated by record
 //     key with a 1-hour TTL, the kept records emitted; its keys in a window
-//     store with a changelog), each under at_least_once and exactly_once_v2. Each run is a fresh consumer group reading the input
-//     from the start. A run is done when the group's committed offsets reach
+//     store with a changelog), each under at_least_once and exactly_once_v2;
+//     stateful exactly_once_v2 also with the record cache and on a second
+//     input of Zipf-distributed keys. Each configuration runs Repeats times,
+//     each run right after a raw copy of its own (raw, A, raw, B, ...); a
+//     run's ratio is to that raw copy, and the summary reports medians and
+//     the ratios' spread (summarize). Each run is a fresh consumer group
+//     reading the input from the start. A run is done when the group's committed offsets reach
 //     the input's end offsets (polled with kadm every PollInterval); then the
 //     runner gets SIGTERM. Throughput and CPU are taken over the window from
 //     the first poll that sees a committed offset to the poll that sees the
