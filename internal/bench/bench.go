@@ -346,6 +346,7 @@ type runSpec struct {
 	keys                  string // KeysUniform or KeysZipf
 	cache                 int64  // statestore.cache.max.bytes; 0: none
 	binary                string // "" or BinaryBaseline
+	declared              bool   // run the topology from its file (DeclaredStatefulFile), not --topology
 	build                 func(input string) (*topology.Topology, error)
 	output                func(input string) string
 }
@@ -375,7 +376,7 @@ func (b *bench) specs() []runSpec {
 			return
 		}
 		out = append(out, s)
-		if b.cfg.BaselineBinary != "" && s.cache == 0 {
+		if b.cfg.BaselineBinary != "" && s.cache == 0 && !s.declared {
 			s.binary = BinaryBaseline
 			out = append(out, s)
 		}
@@ -406,6 +407,9 @@ func (b *bench) specs() []runSpec {
 				s.keys, s.cache = v.keys, v.cache
 				add(s)
 			}
+			// And declared in a file instead of built in Go: what a
+			// declared topology costs (issue: within 10 %).
+			add(runSpec{name: RunStatefulDeclared, guarantee: g, keys: KeysUniform, declared: true, build: t.build, output: t.output})
 		}
 	}
 	return out
@@ -508,7 +512,15 @@ func (b *bench) configRun(ctx context.Context, s runSpec, input string, total in
 		bin = b.cfg.BaselineBinary
 	}
 	stateDir := filepath.Join(b.work, id)
-	r, err := b.measuredRun(ctx, id, bin, b.runnerArgs(s.topo, input, app, s.guarantee, stateDir, extra...), app, input, total)
+	args := b.runnerArgs(s.topo, input, app, s.guarantee, stateDir, extra...)
+	if s.declared {
+		path, err := DeclaredStatefulFile(b.work, input)
+		if err != nil {
+			return err
+		}
+		args = append([]string{"--log-format", "json", "run", "-f", path}, b.topologyArgs(input, app, s.guarantee, stateDir, extra...)...)
+	}
+	r, err := b.measuredRun(ctx, id, bin, args, app, input, total)
 	if err != nil {
 		return fmt.Errorf("bench: run %s: %w", id, err)
 	}
