@@ -55,16 +55,7 @@ func runGo(t *testing.T, c equivCase, inputs []TestRecord) []TestRecord {
 	}
 	defer d.Close()
 	for _, in := range inputs {
-		ts := time.UnixMilli(0)
-		if in.Timestamp != nil {
-			ts = time.UnixMilli(*in.Timestamp)
-		}
-		if len(in.Headers) > 0 {
-			err = pipeWithHeaders(d, topo, in, ts)
-		} else {
-			err = d.PipeInput(in.Topic, in.Key, in.Value, ts)
-		}
-		if err != nil {
+		if err := pipeTestRecord(d, topo, in); err != nil {
 			t.Fatal(err)
 		}
 	}

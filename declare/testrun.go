@@ -163,16 +163,7 @@ func RunTest(f *File, inputs, expected []TestRecord) (*TestResult, error) {
 	}
 	defer d.Close()
 	for _, in := range inputs {
-		ts := time.UnixMilli(0)
-		if in.Timestamp != nil {
-			ts = time.UnixMilli(*in.Timestamp)
-		}
-		if len(in.Headers) > 0 {
-			err = pipeWithHeaders(d, topo, in, ts)
-		} else {
-			err = d.PipeInput(in.Topic, in.Key, in.Value, ts)
-		}
-		if err != nil {
+		if err := pipeTestRecord(d, topo, in); err != nil {
 			return nil, fmt.Errorf("input line %d (topic %s): %w", in.line, in.Topic, err)
 		}
 	}
@@ -450,4 +441,17 @@ func WriteTestRecords(w io.Writer, rs []TestRecord) error {
 		}
 	}
 	return nil
+}
+
+// pipeTestRecord pipes one input record into the driver: its timestamp (the
+// epoch when absent), with its headers when it has any.
+func pipeTestRecord(d *processor.TestDriver, topo *topology.Topology, in TestRecord) error {
+	ts := time.UnixMilli(0)
+	if in.Timestamp != nil {
+		ts = time.UnixMilli(*in.Timestamp)
+	}
+	if len(in.Headers) > 0 {
+		return pipeWithHeaders(d, topo, in, ts)
+	}
+	return d.PipeInput(in.Topic, in.Key, in.Value, ts)
 }
