@@ -173,12 +173,7 @@ func (s *Stream) add(prefix string, p ProcessorSupplier, keyChanged bool, opts [
 
 // Filter keeps the records for which pred is true.
 func (s *Stream) Filter(pred func(key, value any) bool, opts ...Option) *Stream {
-	return s.add("FILTER", stateless(func(ctx ProcessorContext, r Record) error {
-		if pred(r.Key, r.Value) {
-			return ctx.Forward(r)
-		}
-		return nil
-	}), false, opts)
+	return s.FilterE(infalliblePredicate(pred), opts...)
 }
 
 // FilterNot drops the records for which pred is true.
@@ -254,9 +249,7 @@ func (s *Stream) Peek(fn func(key, value any), opts ...Option) *Stream {
 // SelectKey sets a new key computed from the record. Grouping its output
 // repartitions.
 func (s *Stream) SelectKey(fn func(key, value any) any, opts ...Option) *Stream {
-	return s.add("KEY-SELECT", stateless(func(ctx ProcessorContext, r Record) error {
-		return ctx.Forward(r.WithKey(fn(r.Key, r.Value)))
-	}), true, opts)
+	return s.SelectKeyE(infallible(fn), opts...)
 }
 
 // Merge interleaves this stream and other, in the order records arrive.
@@ -272,29 +265,14 @@ func (s *Stream) Merge(other *Stream, opts ...Option) *Stream {
 // predicate always holds), and drops it when none does. The returned map is
 // keyed by branch name.
 func (s *Stream) Split(branches []Branch, opts ...Option) map[string]*Stream {
-	n, _ := s.b.newNode(ProcessorNode, "BRANCH", opts)
-	connect(s.node, n)
-	out := make(map[string]*Stream, len(branches))
-	childNames := make([]string, len(branches))
+	arms := make([]BranchE, len(branches))
 	for i, br := range branches {
-		if br.Name == "" {
-			s.b.errorf("split %q: branch %d has no name", n.Name, i)
+		arms[i] = BranchE{Name: br.Name}
+		if br.Predicate != nil {
+			arms[i].Predicate = infalliblePredicate(br.Predicate)
 		}
-		child, _ := s.b.newNode(ProcessorNode, "BRANCH-"+br.Name, []Option{Named(n.Name + "-" + br.Name)})
-		child.Supplier = stateless(func(ctx ProcessorContext, r Record) error { return ctx.Forward(r) })
-		connect(n, child)
-		childNames[i] = child.Name
-		out[br.Name] = &Stream{b: s.b, node: child, keyChanged: s.keyChanged}
 	}
-	n.Supplier = stateless(func(ctx ProcessorContext, r Record) error {
-		for i, br := range branches {
-			if br.Predicate == nil || br.Predicate(r.Key, r.Value) {
-				return ctx.ForwardTo(childNames[i], r)
-			}
-		}
-		return nil
-	})
-	return out
+	return s.SplitE(arms, opts...)
 }
 
 // To writes the stream to topic with the given serdes.

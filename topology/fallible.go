@@ -1,13 +1,19 @@
 package topology
 
 // Fallible variants of the DSL methods whose functions cannot fail (Filter,
-// SelectKey, Split, JoinGlobalTable, Table.Filter). Each adds the very node
-// its plain twin adds, with the same generated name prefix and the same
+// SelectKey, Split, JoinGlobalTable, Table.Filter); the plain methods are
+// built on them. Each adds the very node its plain twin adds, with the same generated name prefix and the same
 // effect on repartitioning; an error the function returns fails the record,
 // which goes to the error policy like any processor error. They exist for
 // code that evaluates user-supplied logic (package declare's expressions),
 // where a predicate can fail at run time and a panic would be the only other
 // way out.
+
+// infalliblePredicate adapts a predicate that cannot fail to the fallible
+// variants, which the plain methods are built on.
+func infalliblePredicate(pred func(key, value any) bool) func(key, value any) (bool, error) {
+	return func(k, v any) (bool, error) { return pred(k, v), nil }
+}
 
 // FilterE is Filter with a predicate that may fail.
 func (s *Stream) FilterE(pred func(key, value any) (bool, error), opts ...Option) *Stream {

@@ -223,24 +223,12 @@ func dropped(ctx ProcessorContext, reason string, why error) {
 // being sent and neither the new nor the old value passed, in which case
 // nothing is forwarded (KS's KTableFilter).
 func (t *Table) Filter(pred func(key, value any) bool, opts ...Option) *Table {
-	return t.filter(pred, false, opts)
+	return t.FilterE(infalliblePredicate(pred), false, opts...)
 }
 
 // FilterNot keeps the entries for which pred is false.
 func (t *Table) FilterNot(pred func(key, value any) bool, opts ...Option) *Table {
-	return t.filter(pred, true, opts)
-}
-
-func (t *Table) filter(pred func(key, value any) bool, not bool, opts []Option) *Table {
-	if !t.usable("filter") {
-		return t
-	}
-	return t.derive("FILTER", func(k, v any) (any, error) {
-		if pred(k, v) == not {
-			return nil, nil
-		}
-		return v, nil
-	}, opts)
+	return t.FilterE(infalliblePredicate(pred), true, opts...)
 }
 
 // MapValues maps each entry's value with fn(key, value), KS's
