@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +73,14 @@ func poisonTopology(t *testing.T, topic string, poison int64, poisoned *atomic.B
 // stop is called; it returns the runner for its metrics.
 func runInProcess(t *testing.T, cfg processor.Config, topo *topology.Topology) (*processor.Runner, func() error) {
 	t.Helper()
-	log := slog.New(slog.NewJSONHandler(logFile(t, "inproc"), nil))
+	return runLogged(t, cfg, topo, slog.New(slog.NewJSONHandler(logFile(t, "inproc"), nil)))
+}
+
+// runLogged runs a topology in this process with the given logger until its
+// stop is called (also at the test's end); stop returns Run's error, the
+// same on every call.
+func runLogged(t *testing.T, cfg processor.Config, topo *topology.Topology, log *slog.Logger) (*processor.Runner, func() error) {
+	t.Helper()
 	r, err := processor.New(cfg, topo, processor.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
@@ -80,14 +88,11 @@ func runInProcess(t *testing.T, cfg processor.Config, topo *topology.Topology) (
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	var stopped bool
+	var once sync.Once
+	var runErr error
 	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
 	return r, stop

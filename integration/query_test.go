@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,27 +36,11 @@ func queryTopology(t *testing.T, topic string) *topology.Topology {
 	return topo
 }
 
-// freeAddr returns a loopback address with a port free a moment ago.
 // runQueryable runs a topology in this process, returning the runner (for
 // its Go query API) and its stop.
 func runQueryable(t *testing.T, cfg processor.Config, topo *topology.Topology) (*processor.Runner, func() error) {
 	t.Helper()
-	log := slog.New(slog.NewJSONHandler(logFile(t, "inproc-"+cfg.InstanceID), nil))
-	r, err := processor.New(cfg, topo, processor.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return r, stop
+	return runLogged(t, cfg, topo, slog.New(slog.NewJSONHandler(logFile(t, "inproc-"+cfg.InstanceID), nil)))
 }
 
 // getJSON GETs a URL and decodes its JSON body.

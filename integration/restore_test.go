@@ -137,20 +137,7 @@ func partitionNumber(tp string) int32 {
 func startInProcess(t *testing.T, cfg processor.Config, topo *topology.Topology) (*logSink, func() error) {
 	t.Helper()
 	sink := &logSink{f: logFile(t, "inproc-"+cfg.InstanceID)}
-	r, err := processor.New(cfg, topo, processor.WithLogger(slog.New(slog.NewJSONHandler(sink, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
+	_, stop := runLogged(t, cfg, topo, slog.New(slog.NewJSONHandler(sink, nil)))
 	return sink, stop
 }
 
