@@ -2,7 +2,6 @@ package topology
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -112,14 +111,7 @@ func (t *Topology) graph() *diagram {
 		}
 		g.subs = append(g.subs, sub)
 	}
-	var globals []string
-	for name, spec := range t.Stores {
-		if spec.Global {
-			globals = append(globals, name)
-		}
-	}
-	sort.Strings(globals)
-	for _, name := range globals {
+	for _, name := range t.globalStores() {
 		g.edges = append(g.edges, [2]string{topic(t.Stores[name].SourceTopic), store(name)})
 		g.globals[storeID[name]] = name
 	}

@@ -270,17 +270,22 @@ func (t *Topology) Describe() string {
 		}
 		sb.WriteString("\n")
 	}
-	var globals []string
-	for name, spec := range t.Stores {
-		if spec.Global {
-			globals = append(globals, name)
-		}
-	}
-	sort.Strings(globals)
-	for _, name := range globals {
+	for _, name := range t.globalStores() {
 		fmt.Fprintf(&sb, "  Global store: %s (topic: %s; every instance holds all partitions)\n", name, t.Stores[name].SourceTopic)
 	}
 	return sb.String()
+}
+
+// globalStores lists the global tables' stores, sorted.
+func (t *Topology) globalStores() []string {
+	var out []string
+	for name, spec := range t.Stores {
+		if spec.Global {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func displayTopics(n *Node) []string {

@@ -35,6 +35,24 @@ func loadDeclared(g *globals, path string) (*declare.File, error) {
 	return f, nil
 }
 
+// loadDeclaredBase loads a topology file (when path is set) and returns it
+// with the base configuration its settings make; without a file, a zero
+// Config and no file.
+func loadDeclaredBase(g *globals, path string) (*declare.File, processor.Config, error) {
+	if path == "" {
+		return nil, processor.Config{}, nil
+	}
+	f, err := loadDeclared(g, path)
+	if err != nil {
+		return nil, processor.Config{}, err
+	}
+	base, err := declaredConfig(f)
+	if err != nil {
+		return nil, base, usageError{err}
+	}
+	return f, base, nil
+}
+
 // declaredConfig is the processor.Config of a file: its application.id and
 // settings; --config, EOS_RUNNER_* environment variables and --set apply
 // over it (configFlags.sources).

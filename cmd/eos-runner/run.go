@@ -87,20 +87,12 @@ func runCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var topo *topology.Topology
-			base := processor.Config{}
-			var decl *declare.File
-			if file != "" {
-				if cmd.Flags().Changed("topology") {
-					return usageError{errors.New("run: give --topology or -f, not both")}
-				}
-				f, err := loadDeclared(g, file)
-				if err != nil {
-					return err
-				}
-				if base, err = declaredConfig(f); err != nil {
-					return usageError{err}
-				}
-				decl = f
+			if file != "" && cmd.Flags().Changed("topology") {
+				return usageError{errors.New("run: give --topology or -f, not both")}
+			}
+			decl, base, err := loadDeclaredBase(g, file)
+			if err != nil {
+				return err
 			}
 			cfg, err := cf.loadValid(base)
 			if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eos-runner/eos-runner/declare"
-	"github.com/eos-runner/eos-runner/processor"
 	"github.com/eos-runner/eos-runner/schema"
 	"github.com/eos-runner/eos-runner/schema/registry"
 	"github.com/eos-runner/eos-runner/serde"
@@ -137,17 +136,9 @@ Internal topics are named with application.id from --config/--set. Exit
 status: 0 all OK, 1 any incompatible or unreachable, 2 usage error.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base := processor.Config{}
-			var decl *declare.File
-			if file != "" {
-				f, err := loadDeclared(g, file)
-				if err != nil {
-					return err
-				}
-				if base, err = declaredConfig(f); err != nil {
-					return usageError{err}
-				}
-				decl = f
+			decl, base, err := loadDeclaredBase(g, file)
+			if err != nil {
+				return err
 			}
 			cfg, err := cf.load(base)
 			if err != nil {
