@@ -39,7 +39,6 @@ package processor
 // on one store, and a processor that does gets write-through semantics.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,16 +102,11 @@ func (s *kvStore) PutCached(key, value any, from topology.Record) error {
 	if s.listener == nil {
 		return s.Put(key, value)
 	}
-	kb, err := s.keyBytes(key)
+	e, err := s.encode(key, value)
 	if err != nil {
 		return err
 	}
-	vb, err := s.spec.ValueSerde.Serialize(s.topic, value)
-	if err != nil {
-		return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
-	}
-	e := kvWrite{key: kb, overlayEntry: overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}, cached: true,
-		from: cacheContext{ts: from.Timestamp, headers: from.Headers}}
+	e.cached, e.from = true, cacheContext{ts: from.Timestamp, headers: from.Headers}
 	if md := *s.rc.current; md != nil {
 		e.from.md, e.from.hasMD = *md, true
 	}

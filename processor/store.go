@@ -128,18 +128,27 @@ func (s *kvStore) Get(key any) (any, error) {
 
 // Put implements topology.KeyValueStore. A nil value deletes.
 func (s *kvStore) Put(key, value any) error {
-	kb, err := s.keyBytes(key)
+	w, err := s.encode(key, value)
 	if err != nil {
 		return err
 	}
+	s.setOverlay(w)
+	return nil
+}
+
+// encode serializes a Put of key and value (a nil value deletes).
+func (s *kvStore) encode(key, value any) (kvWrite, error) {
+	kb, err := s.keyBytes(key)
+	if err != nil {
+		return kvWrite{}, err
+	}
 	vb, err := s.spec.ValueSerde.Serialize(s.topic, value)
 	if err != nil {
-		return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+		return kvWrite{}, fmt.Errorf("store %s: value: %w", s.spec.Name, err)
 	}
 	// Clone: serdes may return the caller's own slice (serde.Bytes), which the
 	// caller may change after Put.
-	s.setOverlay(kvWrite{key: kb, overlayEntry: overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}})
-	return nil
+	return kvWrite{key: kb, overlayEntry: overlayEntry{value: bytes.Clone(vb), deleted: vb == nil}}, nil
 }
 
 // Delete implements topology.KeyValueStore.
