@@ -135,19 +135,8 @@ func (s *snapshot) checkTableJoin(r *Report, jr *JoinReport, keys map[string]*ke
 		}
 	}
 
-	got := make([][]observed, n)
-	for q := range n {
-		recs := s.records[topicPartition{topic, q}]
-		got[q] = make([]observed, 0, len(recs))
-		for _, rec := range recs {
-			if rec.nilKey {
-				violate("%s[%d]: record at offset %d has a null key", topic, q, rec.offset)
-				continue
-			}
-			got[q] = append(got[q], observed{q, rec.offset, rec.key, false, rec.value})
-		}
-		r.Outputs[topic] += int64(len(recs))
-	}
+	got, total := s.observedOf(topic, n, violate, func(rec record) string { return rec.value })
+	r.Outputs[topic] += total
 	s.checkPerKey(topic, suffixJoin, got, keys, keyOrder, violate)
 	for _, key := range keyOrder {
 		for _, ref := range keys[key].refs {
@@ -174,6 +163,26 @@ func (s *snapshot) checkTableJoin(r *Report, jr *JoinReport, keys map[string]*ke
 
 // refText is what a record of key in input partition p joins: its ref, or
 // "null".
+// observedOf reads topic's n partitions as observed records, each valued by
+// text; a record with a null key is a violation and left out. total counts
+// every record read, null keys included.
+func (s *snapshot) observedOf(topic string, n int32, violate func(string, ...any), text func(record) string) (got [][]observed, total int64) {
+	got = make([][]observed, n)
+	for q := range n {
+		recs := s.records[topicPartition{topic, q}]
+		got[q] = make([]observed, 0, len(recs))
+		for _, rec := range recs {
+			if rec.nilKey {
+				violate("%s[%d]: record at offset %d has a null key", topic, q, rec.offset)
+				continue
+			}
+			got[q] = append(got[q], observed{q, rec.offset, rec.key, false, text(rec)})
+		}
+		total += int64(len(recs))
+	}
+	return got, total
+}
+
 func (s *snapshot) refText(p int32, key string) string {
 	if v, ok := s.refs[p][key]; ok {
 		return v
@@ -257,19 +266,8 @@ func (s *snapshot) checkStreamJoin(r *Report, jr *JoinReport, keys map[string]*k
 	}
 	jr.Windowed = true
 	want := s.expectPairs(jr)
-	got := make([][]observed, n)
-	for q := range n {
-		recs := s.records[topicPartition{topic, q}]
-		got[q] = make([]observed, 0, len(recs))
-		for _, rec := range recs {
-			if rec.nilKey {
-				violate("%s[%d]: record at offset %d has a null key", topic, q, rec.offset)
-				continue
-			}
-			got[q] = append(got[q], observed{q, rec.offset, rec.key, false, rec.value + "@" + strconv.FormatInt(rec.ts, 10)})
-		}
-		jr.Results += int64(len(recs))
-	}
+	got, total := s.observedOf(topic, n, violate, func(rec record) string { return rec.value + "@" + strconv.FormatInt(rec.ts, 10) })
+	jr.Results += total
 	keyed, _ := byKey(got)
 	s.checkPlacement(topic, n, keyed, keyOrder, violate)
 	for _, key := range keyOrder {
