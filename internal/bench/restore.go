@@ -49,9 +49,12 @@ func (b *bench) restore(ctx context.Context) (RestoreResult, error) {
 		return rr, err
 	}
 	defer func() { c.kill() }()
-	if _, _, _, err := b.watch(ctx, "restore-build", c, app, input, int64(b.cfg.RestoreKeys)); err != nil {
+	w, peak, _, err := b.watch(ctx, "restore-build", c, app, input, int64(b.cfg.RestoreKeys))
+	if err != nil {
 		return rr, fmt.Errorf("bench: restore build: %w", err)
 	}
+	rr.BuildRecordsPerSec, rr.BuildPeakRSSBytes = round(w.recordsPerSec(), 0), peak
+	b.log.Info("bench: restore step end", "step", "build", "records_per_sec", rr.BuildRecordsPerSec, "peak_rss_mib", peak>>20)
 	if err := c.stop(60 * time.Second); err != nil {
 		return rr, fmt.Errorf("bench: restore build: stop: %w", err)
 	}
@@ -76,6 +79,9 @@ func (b *bench) restore(ctx context.Context) (RestoreResult, error) {
 	}
 	if sum, err = b.awaitRestores(ctx, c); err != nil {
 		return rr, fmt.Errorf("bench: restore into an empty state dir: %w", err)
+	}
+	if s, err := c.sample(); err == nil {
+		rr.RestorePeakRSSBytes = s.PeakRSS
 	}
 	rr.Records, rr.Seconds = sum.records, round(sum.span.Seconds(), 3)
 	if sum.span > 0 {

@@ -138,12 +138,15 @@ type RunResult struct {
 // timestamp (stamped by the bench's producer) to the output's arrival at a
 // read_committed consumer in the bench process.
 type LatencyResult struct {
-	CommitIntervalMs int     `json:"commit_interval_ms"`
-	InputRate        int     `json:"input_rate_per_sec"`
-	Records          int     `json:"records"`
-	P50Ms            float64 `json:"p50_ms"`
-	P99Ms            float64 `json:"p99_ms"`
-	MaxMs            float64 `json:"max_ms"`
+	CommitIntervalMs int `json:"commit_interval_ms"`
+	// CacheBytes is the runner's statestore.cache.max.bytes (0: no record
+	// cache; outputs are produced as records are processed, not at commit).
+	CacheBytes int64   `json:"cache_max_bytes"`
+	InputRate  int     `json:"input_rate_per_sec"`
+	Records    int     `json:"records"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
 }
 
 // RestoreResult is the restore phase.
@@ -163,11 +166,24 @@ type RestoreResult struct {
 	// CrashCommittedBeforeKill is the input records committed when SIGKILL
 	// was sent, for scale.
 	CrashCommittedBeforeKill int64 `json:"crash_committed_before_kill"`
+	// BuildRecordsPerSec and BuildPeakRSSBytes are those of the run that
+	// built the store: stateful exactly_once_v2 counting Keys distinct keys,
+	// the runner's memory at that many keys.
+	BuildRecordsPerSec float64 `json:"build_records_per_sec"`
+	BuildPeakRSSBytes  int64   `json:"build_peak_rss_bytes"`
+	// RestorePeakRSSBytes is the peak RSS of the runner restoring into an
+	// empty state dir.
+	RestorePeakRSSBytes int64 `json:"restore_peak_rss_bytes"`
 }
 
-// latencyKey names a commit interval in Results.Latency.
-func latencyKey(interval time.Duration) string {
-	return strconv.FormatInt(interval.Milliseconds(), 10) + "ms"
+// latencyKey names a commit interval, and the record cache if on, in
+// Results.Latency: "100ms", "100ms-cache".
+func latencyKey(interval time.Duration, cache int64) string {
+	k := strconv.FormatInt(interval.Milliseconds(), 10) + "ms"
+	if cache > 0 {
+		k += "-cache"
+	}
+	return k
 }
 
 // setRatios fills each run's ratios from its pair, and Summary.
@@ -243,19 +259,21 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	if len(r.Latency) > 0 {
 		fmt.Fprint(tw, sep)
-		fmt.Fprintf(tw, "latency\tcommit interval\trecords\tinput/s\tp50 ms\tp99 ms\tmax ms\t\t\n")
+		fmt.Fprintf(tw, "latency\tcommit interval\tcache MiB\trecords\tinput/s\tp50 ms\tp99 ms\tmax ms\tp99 × interval\t\t\n")
 		for _, k := range sortedLatencyKeys(r.Latency) {
 			l := r.Latency[k]
-			fmt.Fprintf(tw, "stateful exactly_once_v2\t%d ms\t%d\t%d\t%.1f\t%.1f\t%.1f\t\t\t\n", l.CommitIntervalMs,
-				l.Records, l.InputRate, l.P50Ms, l.P99Ms, l.MaxMs)
+			fmt.Fprintf(tw, "stateful exactly_once_v2\t%d ms\t%g\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t\t\n", l.CommitIntervalMs,
+				float64(l.CacheBytes)/(1<<20), l.Records, l.InputRate, l.P50Ms, l.P99Ms, l.MaxMs, l.P99Ms/float64(max(l.CommitIntervalMs, 1)))
 		}
 		sep = "\n"
 	}
 	if rs := r.Restore; rs.Keys > 0 {
 		fmt.Fprint(tw, sep)
-		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\t\t\t\n")
-		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
-			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored)
+		fmt.Fprintf(tw, "restore\tkeys\trecords\trecords/s\tseconds\tclean restart\tcrash restart\tpeak RSS MiB\t\t\n")
+		fmt.Fprintf(tw, "empty state dir\t%d\t%d\t%.0f\t%.2f\t%d\t%d\t%.0f\t\t\n", rs.Keys, rs.Records, rs.RecordsPerSec,
+			rs.Seconds, rs.CleanRestartRestored, rs.CrashRestartRestored, float64(rs.RestorePeakRSSBytes)/(1<<20))
+		fmt.Fprintf(tw, "building the store (stateful exactly_once_v2)\t%d\t%d\t%.0f\t\t\t\t%.0f\t\t\n", rs.Keys, rs.Keys,
+			rs.BuildRecordsPerSec, float64(rs.BuildPeakRSSBytes)/(1<<20))
 		sep = "\n"
 	}
 	if fo := r.Failover; fo.Keys > 0 {
@@ -285,6 +303,8 @@ func sortedLatencyKeys(m map[string]LatencyResult) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(m[a].CommitIntervalMs, m[b].CommitIntervalMs) })
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[a].CommitIntervalMs, m[b].CommitIntervalMs), cmp.Compare(m[a].CacheBytes, m[b].CacheBytes))
+	})
 	return keys
 }

@@ -29,10 +29,13 @@ func sampleResults() *Results {
 			{Name: RunStateful, Guarantee: "exactly_once_v2", Keys: KeysUniform, Round: 1, Pair: 6, Records: 1000, RecordsPerSec: 100_000, CPUMicrosPerRecord: 7.25, PeakRSSBytes: 160 << 20},
 		},
 		Latency: map[string]LatencyResult{
-			latencyKey(time.Second):            {CommitIntervalMs: 1000, InputRate: 20000, Records: 100, P50Ms: 500, P99Ms: 1010, MaxMs: 1020},
-			latencyKey(100 * time.Millisecond): {CommitIntervalMs: 100, InputRate: 20000, Records: 100, P50Ms: 55, P99Ms: 110, MaxMs: 130},
+			latencyKey(time.Second, 0):          {CommitIntervalMs: 1000, InputRate: 20000, Records: 100, P50Ms: 500, P99Ms: 1010, MaxMs: 1020},
+			latencyKey(100*time.Millisecond, 0): {CommitIntervalMs: 100, InputRate: 20000, Records: 100, P50Ms: 55, P99Ms: 110, MaxMs: 130},
+			latencyKey(100*time.Millisecond, 10<<20): {CommitIntervalMs: 100, CacheBytes: 10 << 20, InputRate: 20000, Records: 100,
+				P50Ms: 60, P99Ms: 120, MaxMs: 140},
 		},
-		Restore: RestoreResult{Keys: 1000, Records: 1000, Seconds: 0.5, RecordsPerSec: 2000, CrashRestartRestored: 3},
+		Restore: RestoreResult{Keys: 1000, Records: 1000, Seconds: 0.5, RecordsPerSec: 2000, CrashRestartRestored: 3,
+			BuildRecordsPerSec: 5000, BuildPeakRSSBytes: 200 << 20, RestorePeakRSSBytes: 120 << 20},
 	}
 	r.setRatios()
 	return r
@@ -137,15 +140,15 @@ func TestJSONShape(t *testing.T) {
 		}
 	}
 	lat, ok := doc["latency"].(map[string]any)
-	if !ok || len(lat) != 2 {
-		t.Fatalf("latency = %v, want an object of 2 commit intervals", doc["latency"])
+	if !ok || len(lat) != 3 {
+		t.Fatalf("latency = %v, want an object of 3 runs", doc["latency"])
 	}
-	for _, key := range []string{"100ms", "1000ms"} {
+	for _, key := range []string{"100ms", "1000ms", "100ms-cache"} {
 		l, ok := lat[key].(map[string]any)
 		if !ok {
 			t.Fatalf("latency[%q] missing: %v", key, lat)
 		}
-		for _, k := range []string{"p50_ms", "p99_ms", "max_ms"} {
+		for _, k := range []string{"p50_ms", "p99_ms", "max_ms", "cache_max_bytes"} {
 			if _, ok := l[k].(float64); !ok {
 				t.Errorf("latency[%q].%s: want a number, got %v", key, k, l[k])
 			}
@@ -155,7 +158,8 @@ func TestJSONShape(t *testing.T) {
 	if !ok {
 		t.Fatalf("restore = %v, want an object", doc["restore"])
 	}
-	for _, k := range []string{"records_per_sec", "clean_restart_restored", "crash_restart_restored"} {
+	for _, k := range []string{"records_per_sec", "clean_restart_restored", "crash_restart_restored", "build_peak_rss_bytes",
+		"restore_peak_rss_bytes"} {
 		if _, ok := rs[k].(float64); !ok {
 			t.Errorf("restore.%s: want a number, got %v", k, rs[k])
 		}
