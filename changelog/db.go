@@ -65,6 +65,12 @@ type DB struct {
 	// closed is set once by Close; every entry point checks it so that use
 	// after Close is an error instead of a Pebble panic.
 	closed atomic.Bool
+	// inflight is the last CommitAsync's background write (commit.go); nil
+	// before the first. commitMu serializes CommitAsync (the runner's commits
+	// and the global tables' goroutine share the DB), so that at most one
+	// write is in flight and inflight is always the last one.
+	inflight atomic.Pointer[applyOp]
+	commitMu sync.Mutex
 
 	// mu guards lastOwned only; it is never held across Pebble I/O.
 	mu sync.Mutex
@@ -171,10 +177,11 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return ErrClosed
 	}
+	werr := db.settled() // the last commit's write lands first
 	if err := db.pdb.Close(); err != nil {
-		return fmt.Errorf("changelog: close %s: %w", db.dir, err)
+		return errors.Join(werr, fmt.Errorf("changelog: close %s: %w", db.dir, err))
 	}
-	return nil
+	return werr
 }
 
 // Store returns the handle of one store partition. It does no I/O: a store
@@ -204,6 +211,9 @@ func (db *DB) Drop(name string, partition int32) error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
+	if err := db.settled(); err != nil {
+		return err
+	}
 	prefix := dataPrefix(name, partition)
 	b := db.pdb.NewBatch()
 	defer b.Close()
@@ -227,6 +237,9 @@ func (db *DB) Drop(name string, partition int32) error {
 func (db *DB) Partitions() ([]StorePartition, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := db.settled(); err != nil {
+		return nil, err
 	}
 	seen := map[StorePartition]bool{}
 	var out []StorePartition

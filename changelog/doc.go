@@ -65,7 +65,8 @@
 //     the same writes go as changelog records into the open Kafka
 //     transaction (a Delete as a tombstone, a nil value). Reads see the
 //     pending writes.
-//  4. After CommitTransaction returns, call DB.Commit with every store that
+//  4. After CommitTransaction returns, call DB.Commit (or CommitAsync, which
+//     writes in the background; see its invariants) with every store that
 //     has pending writes and its new checkpoint (the offset after the last
 //     changelog record it wrote in that transaction). Never before: a crash
 //     between the two loses nothing, since the restore replays the tail.

@@ -32,6 +32,9 @@ func (r *Reader) Get(key []byte) ([]byte, error) {
 	if r.db.closed.Load() {
 		return nil, ErrClosed
 	}
+	if err := r.db.settled(); err != nil {
+		return nil, err
+	}
 	v, closer, err := r.db.pdb.Get(dataKey(r.prefix, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -59,6 +62,9 @@ func (r *Reader) Range(start, end []byte, fn func(key, value []byte) error) erro
 	opts := &pebble.IterOptions{LowerBound: dataKey(r.prefix, start), UpperBound: r.prefixEnd}
 	if end != nil {
 		opts.UpperBound = dataKey(r.prefix, end)
+	}
+	if err := r.db.settled(); err != nil {
+		return err
 	}
 	it, err := r.db.pdb.NewIter(opts)
 	if err != nil {

@@ -448,6 +448,9 @@ type restorer struct {
 // checkpoint time, synced. The store partition gets its checkpoint and a new
 // checkpoint time even when there is nothing to read.
 func (r *restorer) run(ctx context.Context, src Source) error {
+	if err := r.s.db.settled(); err != nil {
+		return fmt.Errorf("changelog: restore %s: %w", r.s.sp, err)
+	}
 	r.batch = r.s.db.pdb.NewBatch()
 	if err := r.cfg.applier.begin(r.batch); err != nil {
 		return fmt.Errorf("changelog: restore %s: %w", r.s.sp, err)

@@ -23,7 +23,7 @@ import (
 //
 // Rejected: a Pebble database per segment, as Kafka Streams keeps a RocksDB
 // per segment. One database per runner is what lets DB.Commit write every
-// store's pending batch and checkpoint in one synced batch; a DeleteRange is
+// store's pending batch and checkpoint in one batch; a DeleteRange is
 // Pebble's way to drop a range whole (constant cost to write, its space
 // reclaimed by compaction).
 
@@ -195,6 +195,10 @@ func (g *segmented) get(k []byte) ([]byte, error) {
 		closer interface{ Close() error }
 		err    error
 	)
+	// Both read Pebble: the pending batch is indexed over it.
+	if err := g.s.db.settled(); err != nil {
+		return nil, err
+	}
 	if g.s.hasPending() {
 		v, closer, err = g.s.pending.Get(k)
 	} else {
@@ -215,6 +219,9 @@ func (g *segmented) get(k []byte) ([]byte, error) {
 func (g *segmented) newIter(lower, upper []byte) (*pebble.Iterator, error) {
 	if g.s.db.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := g.s.db.settled(); err != nil {
+		return nil, err
 	}
 	opts := &pebble.IterOptions{LowerBound: lower, UpperBound: upper}
 	if g.s.hasPending() {
@@ -331,6 +338,9 @@ type restoreApplier struct {
 }
 
 func (a *restoreApplier) wipeReason() (string, error) {
+	if err := a.g.s.db.settled(); err != nil {
+		return "", err
+	}
 	v, closer, err := a.g.s.db.pdb.Get(a.g.layoutKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return "", nil

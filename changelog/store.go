@@ -205,6 +205,9 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 			return append(make([]byte, 0, len(sl.val)), sl.val...), nil
 		}
 	}
+	if err := s.db.settled(); err != nil {
+		return nil, fmt.Errorf("changelog: get %s key %q: %w", s.sp, key, err)
+	}
 	if sl == nil && len(s.slots) < s.slotsMax {
 		sl = s.slotFor(key, true)
 	}
@@ -279,6 +282,9 @@ func (s *Store) Range(start, end []byte, fn func(key, value []byte) error) error
 	opts := &pebble.IterOptions{LowerBound: dataKey(s.prefix, start), UpperBound: s.prefixEnd}
 	if end != nil {
 		opts.UpperBound = dataKey(s.prefix, end)
+	}
+	if err := s.db.settled(); err != nil {
+		return fmt.Errorf("changelog: range %s: %w", s.sp, err)
 	}
 	var (
 		it  *pebble.Iterator
@@ -408,6 +414,9 @@ func (s *Store) Checkpoint() (offset int64, ok bool, err error) {
 	if s.db.closed.Load() {
 		return 0, false, ErrClosed
 	}
+	if err := s.db.settled(); err != nil {
+		return 0, false, fmt.Errorf("changelog: checkpoint %s: %w", s.sp, err)
+	}
 	v, closer, err := s.db.pdb.Get(s.cpKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
@@ -427,6 +436,9 @@ func (s *Store) Checkpoint() (offset int64, ok bool, err error) {
 // Restore); ok is false when there is none (no checkpoint, or one written by
 // a binary that did not record checkpoint times).
 func (s *Store) checkpointTime() (t time.Time, ok bool, err error) {
+	if err := s.db.settled(); err != nil {
+		return time.Time{}, false, fmt.Errorf("changelog: checkpoint time %s: %w", s.sp, err)
+	}
 	v, closer, err := s.db.pdb.Get(s.cpTimeKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return time.Time{}, false, nil

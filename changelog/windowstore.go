@@ -31,7 +31,7 @@ type WindowOptions struct {
 // underneath, sharing its pending batch and checkpoint): writes and expiry
 // go only to the pending batch; reads (Get, Fetch, FetchAll) see them over
 // the committed state; DB.Commit (with CommitAt) applies them with the
-// checkpoint in one synced batch after the Kafka commit, and Abort drops
+// checkpoint in one batch after the Kafka commit, and Abort drops
 // them.
 //
 // Windows live in segments of WindowOptions.SegmentInterval by start, laid

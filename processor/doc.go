@@ -30,8 +30,8 @@
 //     SendOffsetsToTransaction with every owned partition's position and its
 //     task's stream time as metadata, and the consumer's group metadata
 //     (KIP-447 fencing); CommitTransaction; then the pending batches and the
-//     changelog checkpoints go to Pebble in one synced batch, and the tasks'
-//     stream time and punctuation schedules become their committed point. See
+//     changelog checkpoints go to Pebble in one batch (written in the
+//     background while the next transaction runs), and the tasks' stream time and punctuation schedules become their committed point. See
 //     txn.go for the protocol and its invariants.
 //  4. An abortable error aborts the transaction, rolls every task that worked
 //     in it back to its committed point (pending batches dropped, processors

@@ -214,6 +214,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		"linger.ms":                 5,
 		"go.batch.producer":         false,
 	}
+	for k, v := range producerChannelSizes {
+		pcfg[k] = v
+	}
 	for _, k := range []string{"message.timeout.ms", "producer.message.timeout.ms"} {
 		if v, ok := r.cfg.Kafka[k]; ok {
 			pcfg["message.timeout.ms"] = v

@@ -25,8 +25,11 @@ package processor
 //     transaction, and take from them the last changelog offset per store
 //     partition;
 //  6. apply every task's pending store batch together with the checkpoints
-//     (next changelog offset) in one synced Pebble batch, and make the tasks'
-//     stream time and punctuation schedules their committed point;
+//     (next changelog offset) in one Pebble batch, and make the tasks' stream
+//     time and punctuation schedules their committed point; the batch is
+//     built here and written in the background while the next transaction
+//     runs (changelog.DB.CommitAsync: every read that reaches Pebble waits
+//     for it, and the keys it carries are answered from the stores' memory);
 //  7. the next transaction begins lazily, when the poll loop dispatches the next
 //     record or punctuation.
 //

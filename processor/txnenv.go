@@ -115,7 +115,9 @@ func (k *kafkaTxn) applyState(changelogNext map[partitionKey]int64, pos map[part
 		commits = t.appendCommits(commits, changelogNext)
 	}
 	if len(commits) > 0 {
-		if err := k.r.db.Commit(commits); err != nil {
+		// The write to Pebble lands in the background, while the next
+		// transaction runs (changelog.DB.CommitAsync says why that is safe).
+		if err := k.r.db.CommitAsync(commits); err != nil {
 			return err
 		}
 	}
