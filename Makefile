@@ -3,9 +3,10 @@ SHELL := /bin/bash
 # is what CI runs.
 GO       ?= go
 BIN      := bin/eos-runner
+GOKA_BIN := bin/goka-count
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: all build run test fmt-check vet unit integration chaos bench clean
+.PHONY: all build goka-count run test fmt-check vet unit integration chaos bench clean
 
 all: build
 
@@ -47,11 +48,17 @@ integration:
 chaos:
 	EOS_CHAOS=1 $(GO) test -race -count=1 -timeout 120m -v -run 'TestFaults|TestFailurePaths|TestSIGKILL|TestChurn|TestCopartitionedOwnership' ./integration/ 2>&1 | tee chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:|\s+case|\s+[a-z-]+\s+[0-9]+)' ; exit $${PIPESTATUS[0]}
 
-# Benchmarks: throughput, CPU per record, RSS, latency and restore speed,
-# as ratios against a raw librdkafka copy through the same broker; writes
-# bench/results.json.
-bench: build
-	./$(BIN) bench
+# The goka peer of the bench (bench/goka, its own module: eos-runner does
+# not depend on goka).
+goka-count:
+	cd bench/goka && $(GO) build -o ../../$(GOKA_BIN) .
 
+# Benchmarks: throughput, CPU per record, RSS, latency and restore speed,
+# as ratios against a raw librdkafka copy through the same broker, with
+# goka beside eos-runner; writes bench/results.json.
+bench: build goka-count
+	./$(BIN) bench --goka-binary $(GOKA_BIN)
+
+# bin holds $(BIN) and $(GOKA_BIN).
 clean:
 	rm -rf bin .eos integration.log

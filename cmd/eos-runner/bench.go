@@ -38,7 +38,9 @@ the input, and measures, each runner as its own process:
   join (the input left-joined with a table read from a compacted topic)
   under at_least_once and exactly_once_v2, stateful exactly_once_v2 also
   with the record cache, on Zipf-distributed keys, and declared in a file
-  (run -f) instead of built in Go: each configuration
+  (run -f) instead of built in Go; and goka (github.com/lovoo/goka, the
+  stateful job, at-least-once; --goka-binary, built by make bench from
+  bench/goka, skipped when absent), on both inputs: each configuration
   --repeats times, each run right after a raw copy of its own (raw, A, raw,
   B, ...); the table shows medians of records/s, runner CPU µs per record,
   peak RSS, and of each pair's ratio to its raw copy with the ratios'
@@ -111,7 +113,8 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.DurationSliceVar(&intervals, "commit-intervals", []time.Duration{100 * time.Millisecond, time.Second}, "commit.interval.ms values of the latency runs")
 	f.IntVar(&cfg.RestoreKeys, "restore-keys", 1_000_000, "keys of the store the restore phase rebuilds")
 	f.StringVar(&phases, "phases", "", "comma-separated subset of throughput,latency,restore,failover (default all)")
-	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, stateful-declared, windowed, dedup, join, NAME-GUARANTEE or a configuration id (e.g. stateful-exactly_once_v2-zipf-cache) (default all)")
+	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, stateful-declared, windowed, dedup, join, goka, NAME-GUARANTEE or a configuration id (e.g. stateful-exactly_once_v2-zipf-cache) (default all)")
+	f.StringVar(&cfg.GokaBinary, "goka-binary", "", "the goka peer's executable (bench/goka) (default "+bench.DefaultGokaBinary+" if it exists; without it the goka runs are skipped)")
 	f.StringArrayVar(&cfg.RawCopyKafka, "raw-copy-kafka", nil, "a librdkafka property key=value for the raw-copy baseline (repeatable; for experiments)")
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")
 	f.BoolVar(&quick, "quick", false, "a small smoke run: 100k records, 10k keys, 1 repeat, 100k restore keys, 5s latency runs (flags set explicitly win)")

@@ -61,12 +61,16 @@ type Config struct {
 	// configuration (its runs are labelled BinaryBaseline); configurations
 	// it may not know (the record cache) are not run with it.
 	BaselineBinary string
+	// GokaBinary is the goka peer's executable (bench/goka; `make bench`
+	// builds it); default DefaultGokaBinary if it exists. Without one the
+	// goka runs are skipped, with a warning; a path given here must exist.
+	GokaBinary string
 	// Phases to run; default all: throughput, latency, restore, failover.
 	Phases []string
 	// Runs, if set, limits the throughput phase to the configurations
-	// named here: by name (stateless, stateful, windowed, dedup, join), by
-	// name-guarantee (stateful-exactly_once_v2), or by the whole id
-	// (stateful-exactly_once_v2-zipf-cache). Every configuration is paired
+	// named here: by name (stateless, stateful, windowed, dedup, join,
+	// goka), by name-guarantee (stateful-exactly_once_v2), or by the whole
+	// id (stateful-exactly_once_v2-zipf-cache). Every configuration is paired
 	// with a raw copy anyway; raw-copy alone runs only raw copies.
 	Runs []string
 	// RawCopyKafka are librdkafka properties (key=value) for the raw-copy
@@ -164,6 +168,11 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("phase %q: want %s, %s, %s or %s", p, PhaseThroughput, PhaseLatency, PhaseRestore, PhaseFailover))
 		}
 	}
+	gokaBin, err := resolveGokaBinary(c.GokaBinary)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.GokaBinary = gokaBin
 	if c.ZipfS <= 1 {
 		errs = append(errs, fmt.Errorf("zipf s: %g must be above 1", c.ZipfS))
 	}
@@ -352,6 +361,7 @@ type runSpec struct {
 	cache                 int64  // statestore.cache.max.bytes; 0: none
 	binary                string // "" or BinaryBaseline
 	declared              bool   // run the topology from its file (DeclaredStatefulFile), not --topology
+	peer                  bool   // not eos-runner: Config.GokaBinary (goka.go), no topology
 	build                 func(input string) (*topology.Topology, error)
 	output                func(input string) string
 }
@@ -373,15 +383,22 @@ func (s runSpec) id() string {
 
 // specs lists the throughput configurations Config.Runs selects.
 func (b *bench) specs() []runSpec {
-	var out []runSpec
+	var (
+		out     []runSpec
+		skipped []string // goka's, without its binary
+	)
 	add := func(s runSpec) {
 		base := s.name + "-" + s.guarantee
 		if len(b.cfg.Runs) > 0 && !slices.Contains(b.cfg.Runs, s.name) && !slices.Contains(b.cfg.Runs, base) &&
 			!slices.Contains(b.cfg.Runs, s.id()) {
 			return
 		}
+		if s.peer && b.cfg.GokaBinary == "" {
+			skipped = append(skipped, s.id())
+			return
+		}
 		out = append(out, s)
-		if b.cfg.BaselineBinary != "" && s.cache == 0 && !s.declared {
+		if b.cfg.BaselineBinary != "" && s.cache == 0 && !s.declared && !s.peer {
 			s.binary = BinaryBaseline
 			out = append(out, s)
 		}
@@ -416,6 +433,15 @@ func (b *bench) specs() []runSpec {
 			// declared topology costs (issue: within 10 %).
 			add(runSpec{name: RunStatefulDeclared, guarantee: g, keys: KeysUniform, declared: true, build: t.build, output: t.output})
 		}
+	}
+	// The goka peer: the stateful topology's job, at-least-once (goka has
+	// no transactions), on both inputs.
+	for _, keys := range []string{KeysUniform, KeysZipf} {
+		add(runSpec{name: RunGoka, guarantee: "at_least_once", keys: keys, peer: true, output: StatefulOutput})
+	}
+	if len(skipped) > 0 {
+		b.log.Warn("bench: no goka binary; its runs are skipped", "runs", skipped, "want", DefaultGokaBinary,
+			"build", gokaBuildHint)
 	}
 	return out
 }
@@ -518,12 +544,31 @@ func (b *bench) configRun(ctx context.Context, s runSpec, input string, total in
 	}
 	stateDir := filepath.Join(b.work, id)
 	args := b.runnerArgs(s.topo, input, app, s.guarantee, stateDir, extra...)
-	if s.declared {
+	cleanup := []string{out, app + "-dlq"}
+	switch {
+	case s.peer:
+		// goka's group table, created here as goka wants it (compacted,
+		// co-partitioned with the input): goka would create it with its
+		// own replication factor, which a one-broker cluster refuses.
+		table := GokaTableTopic(app)
+		compact := "compact"
+		if err := b.k.createTopicWith(ctx, table, b.cfg.Partitions, map[string]*string{"cleanup.policy": &compact}); err != nil {
+			return err
+		}
+		bin, args, cleanup = b.cfg.GokaBinary, gokaArgs(b.brokers, input, out, app, stateDir), []string{out, table}
+	case s.declared:
 		path, err := DeclaredStatefulFile(b.work, input)
 		if err != nil {
 			return err
 		}
 		args = append([]string{"--log-format", "json", "run", "-f", path}, b.topologyArgs(input, app, s.guarantee, stateDir, extra...)...)
+	}
+	if s.build != nil {
+		topo, err := s.build(input)
+		if err != nil {
+			return err
+		}
+		cleanup = append(cleanup, changelogTopics(topo, app)...)
 	}
 	r, err := b.measuredRun(ctx, id, bin, args, app, input, total)
 	if err != nil {
@@ -533,15 +578,13 @@ func (b *bench) configRun(ctx context.Context, s runSpec, input string, total in
 		os.RemoveAll(stateDir)
 	}
 	r.Name, r.Guarantee, r.Keys, r.CacheBytes, r.Binary, r.Round, r.Pair = s.name, s.guarantee, s.keys, s.cache, s.binary, round, pair
+	if s.peer {
+		r.Binary = BinaryPeer
+	}
 	res.Runs = append(res.Runs, r)
 	res.setRatios()
 	last := res.Runs[len(res.Runs)-1]
 	b.log.Info("bench: pair", "run", id, "ratio_to_raw", last.RatioToRaw, "cpu_ratio_to_raw", last.CPURatioToRaw)
-	topo, err := s.build(input)
-	if err != nil {
-		return err
-	}
-	cleanup := append([]string{out, app + "-dlq"}, changelogTopics(topo, app)...)
 	if err := b.k.deleteTopics(ctx, cleanup...); err != nil {
 		b.log.Warn("bench: cleanup", "err", err)
 	}

@@ -6,7 +6,8 @@
 // Every figure is taken from processes, not from an in-process runner: the
 // broker runs as `eos-runner broker` (or is BENCH_BROKERS), and each measured
 // runner is `eos-runner run --topology bench-...` (or the hidden `eos-runner
-// bench worker` for the raw-copy baseline and for profiling), so the runner's
+// bench worker` for the raw-copy baseline and for profiling, or the goka
+// peer's goka-count), so the runner's
 // CPU and memory are read from its own /proc entry, the broker's excluded.
 //
 // # Phases
@@ -22,7 +23,10 @@
 //     key with a 1-hour TTL, the kept records emitted; its keys in a window
 //     store with a changelog), each under at_least_once and exactly_once_v2;
 //     stateful exactly_once_v2 also with the record cache and on a second
-//     input of Zipf-distributed keys. Each configuration runs Repeats times,
+//     input of Zipf-distributed keys; and a peer, goka (goka.go: the stateful
+//     job written with github.com/lovoo/goka, at-least-once, built from
+//     bench/goka, its own module, as Config.GokaBinary), on both inputs,
+//     skipped when its binary is absent. Each configuration runs Repeats times,
 //     each run right after a raw copy of its own (raw, A, raw, B, ...); a
 //     run's ratio is to that raw copy, and the summary reports medians and
 //     the ratios' spread (summarize). Each run is a fresh consumer group

@@ -23,6 +23,7 @@ const (
 	RunWindowed  = "windowed"
 	RunDedup     = "dedup"
 	RunJoin      = "join"
+	RunGoka      = "goka" // the goka peer (goka.go), not eos-runner
 
 	GuaranteeNone = "none"
 
@@ -32,6 +33,8 @@ const (
 
 	// BinaryBaseline labels the runs of Config.BaselineBinary.
 	BinaryBaseline = "baseline"
+	// BinaryPeer labels the runs of another stream processor (RunGoka).
+	BinaryPeer = "peer"
 
 	// MaxRatioSpread is the widest spread of a configuration's pair ratios
 	// (max - min over the median) the table shows unflagged.
@@ -101,7 +104,7 @@ type RunResult struct {
 	// CacheBytes is the runner's statestore.cache.max.bytes (0: no cache).
 	CacheBytes int64 `json:"cache_max_bytes"`
 	// Binary is "" for the bench's own binary, BinaryBaseline for
-	// Config.BaselineBinary.
+	// Config.BaselineBinary, BinaryPeer for a peer's (Config.GokaBinary).
 	Binary string `json:"binary,omitempty"`
 	// Round is the repetition (from 0); Pair is the index in Runs of the
 	// raw copy this run is paired with (its own index for a raw copy).
