@@ -113,7 +113,7 @@ Prints a table and writes the figures to --out (bench/results.json).`,
 	f.DurationSliceVar(&intervals, "commit-intervals", []time.Duration{100 * time.Millisecond, time.Second}, "commit.interval.ms values of the latency runs")
 	f.IntVar(&cfg.RestoreKeys, "restore-keys", 1_000_000, "keys of the store the restore phase rebuilds")
 	f.StringVar(&phases, "phases", "", "comma-separated subset of throughput,latency,restore,failover (default all)")
-	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, stateful-declared, windowed, dedup, join, goka, NAME-GUARANTEE or a configuration id (e.g. stateful-exactly_once_v2-zipf-cache) (default all)")
+	f.StringVar(&runs, "runs", "", "comma-separated throughput runs: raw-copy, stateless, stateful, stateful-declared, windowed, dedup, join, goka, NAME-GUARANTEE, or one configuration as NAME-GUARANTEE-KEYS[-cache] (e.g. stateful-exactly_once_v2-uniform, stateful-exactly_once_v2-zipf-cache) (default all)")
 	f.StringVar(&cfg.GokaBinary, "goka-binary", "", "the goka peer's executable (bench/goka) (default "+bench.DefaultGokaBinary+" if it exists; without it the goka runs are skipped)")
 	f.StringArrayVar(&cfg.RawCopyKafka, "raw-copy-kafka", nil, "a librdkafka property key=value for the raw-copy baseline (repeatable; for experiments)")
 	f.StringArrayVar(&cfg.RunnerSets, "runner-set", nil, "a setting key=value added to every runner (as run --set; repeatable)")

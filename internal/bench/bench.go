@@ -381,6 +381,17 @@ func (s runSpec) id() string {
 	return id
 }
 
+// fullID names the configuration with its keys always spelled out
+// (stateful-exactly_once_v2-uniform), so that Config.Runs can select the
+// uniform run without the cached and skewed ones its id() also prefixes.
+func (s runSpec) fullID() string {
+	id := s.name + "-" + s.guarantee + "-" + s.keys
+	if s.cache > 0 {
+		id += "-cache"
+	}
+	return id
+}
+
 // specs lists the throughput configurations Config.Runs selects.
 func (b *bench) specs() []runSpec {
 	var (
@@ -390,7 +401,7 @@ func (b *bench) specs() []runSpec {
 	add := func(s runSpec) {
 		base := s.name + "-" + s.guarantee
 		if len(b.cfg.Runs) > 0 && !slices.Contains(b.cfg.Runs, s.name) && !slices.Contains(b.cfg.Runs, base) &&
-			!slices.Contains(b.cfg.Runs, s.id()) {
+			!slices.Contains(b.cfg.Runs, s.id()) && !slices.Contains(b.cfg.Runs, s.fullID()) {
 			return
 		}
 		if s.peer && b.cfg.GokaBinary == "" {
