@@ -34,6 +34,8 @@ import (
 // middle of large restores, and a runner cut off from the broker by the
 // network until it is a zombie. Each case proves what must hold on its
 // path, and ends (where the input is valid) with `verify check` passing.
+// The last case cuts a lone runner off until its producer is lost, and
+// checks that it recovers in process (processor/recover.go).
 // EOS_CHAOS=1 runs more trials, records and faults, with a random seed; the
 // rows join TestFaults' summary table.
 func TestFailurePaths(t *testing.T) {
@@ -45,6 +47,7 @@ func TestFailurePaths(t *testing.T) {
 		{"punctuator-fails", failPunctuator},
 		{"revoke-during-restore", failRevokeDuringRestore},
 		{"network-partition", failNetworkPartition},
+		{"lost-producer-recovers", failLostProducer}, // producer_recovery_test.go
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -483,9 +486,12 @@ func partitionOf(tp string) int32 {
 // (kafkaProxy), which cuts it off, without closing a connection, until b
 // owns every partition (so for longer than the session timeout) and has
 // processed a's partitions; then the link heals, and a is a zombie with a
-// transaction of an old generation and epoch. Whatever it does then (its
-// commits are fenced, it notices it lost its partitions, or it stops), the
-// outputs must pass `verify check`.
+// transaction of an old generation and epoch. Whatever it does then (it
+// replaces the producer it lost and rejoins, in process; its commits are
+// fenced by the group; it notices it lost its partitions), the outputs must
+// pass `verify check`. It may stop only when its producer stayed lost for
+// more recoveries in a row than the runner allows (processor/recover.go):
+// a cut that outlasts them all.
 func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	records := scale(40_000, 300_000)
 	cuts := scale(1, 3)
@@ -549,12 +555,16 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 		})
 		z := zombieSignsOf(ra)
 		if !z.any() {
-			t.Errorf("cut %d: a neither lost its partitions, nor was fenced, nor stopped", i+1)
+			t.Errorf("cut %d: a neither lost its partitions, nor was fenced, nor recovered its producer, nor stopped", i+1)
+		}
+		if z.stopped && !z.outlasted {
+			t.Errorf("cut %d: a stopped, though a lost producer is recovered in process (%s)", i+1, strings.Join(z.detail, "; "))
 		}
 		for _, n := range []struct {
 			seen bool
 			what string
-		}{{z.lost > 0, "lost"}, {z.groupFenced > 0, "group-fenced"}, {z.brokerFenced > 0, "broker-fenced"}, {z.stopped, "stopped"}} {
+		}{{z.lost > 0, "lost"}, {z.groupFenced > 0, "group-fenced"}, {z.brokerFenced > 0, "broker-fenced"},
+			{z.recovered > 0, "recovered"}, {z.stopped, "stopped"}} {
 			if n.seen {
 				signs[n.what]++
 			}
@@ -573,8 +583,8 @@ func failNetworkPartition(t *testing.T, b *brokerProc, st *faultStats) {
 	f.stopAll()
 	check(t, b.addr, topic)
 	st.records, st.cuts = records, cuts
-	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, stopped %d; %d others stopped by themselves",
-		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["stopped"], sv.restarts)
+	st.verdict = fmt.Sprintf("zombie after %d cut(s): lost %d, group-fenced %d, broker-fenced %d, recovered %d, stopped %d; %d others stopped by themselves",
+		cuts, signs["lost"], signs["group-fenced"], signs["broker-fenced"], signs["recovered"], signs["stopped"], sv.restarts)
 }
 
 func isDone(r *runnerProc) bool {
@@ -592,11 +602,17 @@ type zombieSigns struct {
 	lost         int  // its assignment declared lost (partitions revoked, lost=true)
 	groupFenced  int  // transactions whose offsets the group refused (KIP-447)
 	brokerFenced int  // producer errors saying the broker fenced it (epoch)
+	recovered    int  // in-process recoveries from the producer it lost (producerLost)
 	stopped      bool // it stopped on an error
-	detail       []string
+	// outlasted: it stopped because its producer stayed lost for more
+	// recoveries in a row than the runner allows.
+	outlasted bool
+	detail    []string
 }
 
-func (z zombieSigns) any() bool { return z.lost+z.groupFenced+z.brokerFenced > 0 || z.stopped }
+func (z zombieSigns) any() bool {
+	return z.lost+z.groupFenced+z.brokerFenced+z.recovered > 0 || z.stopped
+}
 
 func zombieSignsOf(r *runnerProc) zombieSigns {
 	var z zombieSigns
@@ -611,10 +627,12 @@ func zombieSignsOf(r *runnerProc) zombieSigns {
 			z.brokerFenced++
 		}
 	}
-	z.detail = append(z.detail, fmt.Sprintf("%d lost-partition revocation(s), %d transaction(s) fenced by the group, %d producer error(s) fenced by the broker",
-		z.lost, z.groupFenced, z.brokerFenced))
+	z.recovered = len(r.find(producerLost))
+	z.detail = append(z.detail, fmt.Sprintf("%d lost-partition revocation(s), %d transaction(s) fenced by the group, %d producer error(s) fenced by the broker, %d producer recover(ies)",
+		z.lost, z.groupFenced, z.brokerFenced, z.recovered))
 	for _, l := range r.find("runner stopping on error") {
 		z.stopped = true
+		z.outlasted = strings.Contains(fmt.Sprint(l["err"]), "without a commit in between")
 		z.detail = append(z.detail, "stopped: "+truncateText(fmt.Sprint(l["err"]), 160))
 	}
 	if isDone(r) {
@@ -645,10 +663,11 @@ func (f *fleet) startWith(id, brokers string, extra ...string) *runnerProc {
 }
 
 // supervisor restarts the fleet's live instances that stopped by
-// themselves, as a process supervisor would: a fatal error (a fenced
-// producer, say, when a starved runner's transaction outlived
-// transaction.timeout.ms) is designed to stop the runner and leave the
-// restart to its supervisor. Each restart is logged with the exit and
+// themselves, as a process supervisor would: a fatal error is designed to
+// stop the runner and leave the restart to its supervisor. (A fenced
+// producer, when a starved runner's transaction outlived
+// transaction.timeout.ms, used to be one; the runner now replaces it in
+// process, and stops only when it stays lost: processor/recover.go.) Each restart is logged with the exit and
 // counted. Instances in skip (a case's own victim) are left alone.
 type supervisor struct {
 	f        *fleet

@@ -378,20 +378,23 @@ func faultZombie(e *faultEnv) faultStats {
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		e.t.Fatal(err)
 	}
-	// The zombie either notices it was fenced and stops, or rejoins the
-	// group as a new member; both are fine as long as nothing it wrote while
-	// a zombie becomes visible, which check proves at the end.
+	// The zombie notices it was fenced and replaces its producer in process
+	// (processor/recover.go), or rejoins the group as a new member; both are
+	// fine as long as nothing it wrote while a zombie becomes visible, which
+	// check proves at the end.
 	e.progressTo(int64(e.records), "all input committed")
-	// The zombie must have noticed: either its partitions were declared lost
-	// (its open transaction aborted) or its producer was fenced (fatal).
+	// The zombie must have noticed: its partitions were declared lost (its
+	// open transaction aborted), or its producer was fenced and replaced, or
+	// (when it stayed lost) it stopped.
 	lost := 0
 	for _, l := range a.find("partitions revoked") {
 		if v, _ := l["lost"].(bool); v {
 			lost++
 		}
 	}
+	recovered := len(a.find(producerLost))
 	fatal := len(a.find("runner stopping on error"))
-	if lost == 0 && fatal == 0 {
+	if lost == 0 && recovered == 0 && fatal == 0 {
 		e.t.Errorf("the zombie neither lost its partitions nor was fenced")
 	}
 	select {
@@ -399,7 +402,7 @@ func faultZombie(e *faultEnv) faultStats {
 		delete(f.live, "a")
 	default:
 	}
-	e.t.Logf("zombie: %d lost-partition revocations, %d fatal stops (exit: %v)", lost, fatal, a.err)
+	e.t.Logf("zombie: %d lost-partition revocations, %d producer recoveries, %d fatal stops (exit: %v)", lost, recovered, fatal, a.err)
 	f.stopAll()
 	return faultStats{rebalances: f.rebalances()}
 }

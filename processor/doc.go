@@ -38,9 +38,13 @@
 //     rebuilt, stream time and punctuation schedule restored) and rewinds
 //     every partition to its first offset in the transaction; the records
 //     are processed again and see what the first attempt saw. A fatal one
-//     (fenced, invalid epoch, a punctuator's error, any error librdkafka does
-//     not flag) aborts what it can and stops: nothing is applied, and no
-//     revoke callback commits while the consumer closes.
+//     (a punctuator's error, any error librdkafka does not flag) aborts what
+//     it can and stops: nothing is applied, and no revoke callback commits
+//     while the consumer closes. A lost producer under exactly_once_v2
+//     (fenced, invalid epoch, a transaction that could not finish by its
+//     timeout) is replaced in process instead: tasks closed dirty, a new
+//     producer with the same transactional.id, the group rejoined
+//     (recover.go).
 //  5. Rebalances run in the poll loop (librdkafka calls the callback from
 //     Poll): a revoke commits the open transaction first (aborts it if the
 //     partitions were lost), then closes the revoked tasks; an assignment

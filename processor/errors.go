@@ -22,6 +22,8 @@ const (
 	// Fatal: the producer can no longer commit (fenced by a newer instance
 	// with the same transactional.id, invalid producer epoch, or any error
 	// librdkafka does not flag): stop processing at once, apply nothing.
+	// Under exactly_once_v2 the runner then replaces a producer that was
+	// lost (fenced, say) in process instead of stopping (recover.go).
 	Fatal
 )
 

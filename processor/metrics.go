@@ -29,6 +29,7 @@ type metrics struct {
 	rebalances    prometheus.Counter
 	redelivered   prometheus.Counter
 	dropped       *prometheus.CounterVec
+	recoveries    *prometheus.CounterVec // in-process recoveries from a lost producer (recover.go)
 
 	// Kafka Streams' names where it has one (docs/operations.md lists them).
 	consumed       *prometheus.CounterVec // records-consumed-total, per topic
@@ -68,7 +69,12 @@ func newMetrics(appID string) *metrics {
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_dropped_records_total",
 		Help:        "Records dropped without an error by reason: late (a window already closed), expired-window (a write to a window past retention).",
 		ConstLabels: labels}, []string{"reason"})
-	m.reg.MustRegister(m.dropped, m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
+	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_producer_recoveries_total",
+		Help: "In-process recoveries from a lost transactional producer (tasks closed dirty, a new producer with the same " +
+			"transactional.id, the group rejoined), by reason: fenced (the broker bumped the epoch), unknown-producer " +
+			"(the broker forgot the producer id), unfinished (a transactional call still failing at its deadline).",
+		ConstLabels: labels}, []string{"reason"})
+	m.reg.MustRegister(m.recoveries, m.dropped, m.redelivered, m.processed, m.skipped, m.dlq, m.commits, m.aborts, m.commitSeconds, m.restored, m.tasks, m.rebalances)
 	m.consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_records_consumed_total",
 		Help: "Records the consumer delivered, per topic (Kafka's records-consumed-total).", ConstLabels: labels}, []string{"topic"})
 	m.produced = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_records_produced_total",

@@ -252,8 +252,9 @@ func (r *Runner) commit(ctx context.Context) error {
 	err := r.com.commitTxn(ctx)
 	// A topic the runner may not write surfaces as an abort naming the
 	// refusal, or as an abort that failed in turn (the cause then is
-	// "Erroneous state"): a fatal stop is worth one DescribeTopics.
-	if hasAuthorizationCode(err) || errors.Is(err, ErrFatal) {
+	// "Erroneous state"): a fatal stop is worth one DescribeTopics. A lost
+	// producer is not (recover.go): its broker is likely out of reach.
+	if (hasAuthorizationCode(err) || errors.Is(err, ErrFatal)) && lostProducer(err, nil) == "" {
 		if ae := r.missingTopicACLs(context.WithoutCancel(ctx)); ae != nil {
 			return ae
 		}

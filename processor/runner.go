@@ -45,7 +45,11 @@ type Runner struct {
 	// closes tasks but never commits.
 	stopping bool
 
+	// tracker counts the current producer's produces against its delivery
+	// reports; drained is closed when that producer's delivery drainer
+	// ends. Both are replaced with the producer (producer.go).
 	tracker *deliveryTracker
+	drained chan struct{}
 	workers []chan work
 	// buffered holds the tasks whose partition group has records not yet
 	// dispatched (partitiongroup.go). Poll loop only.
@@ -55,8 +59,12 @@ type Runner struct {
 	// failures holds what the workers hit in the open transaction; workers
 	// skip further work while any is set.
 	failures workerFailures
-	// producerFatal is set by the delivery drainer on a fatal producer error.
+	// producerFatal is set by the delivery drainer on a fatal error of the
+	// current producer generation (producerGen, guarded by genMu; see
+	// producer.go).
 	producerFatal atomic.Pointer[error]
+	genMu         sync.Mutex
+	producerGen   uint64
 	// globals keeps the global tables (globalstore.go); globalFatal is set
 	// when their updater stops on an error.
 	globals     *globalStores
@@ -163,7 +171,9 @@ func (r *Runner) kafkaConfig(client string, own kafka.ConfigMap) *kafka.ConfigMa
 // Run processes until ctx is cancelled (then it commits, closes the tasks and
 // leaves the group, and returns nil) or a fatal error happens (then it stops
 // at once without applying anything, and returns an error wrapping ErrFatal
-// or the record's *ProcessingError under on.error=fail).
+// or the record's *ProcessingError under on.error=fail). A transactional
+// producer lost to fencing or to a transaction that could not finish is
+// replaced in process instead (recover.go).
 func (r *Runner) Run(ctx context.Context) (err error) {
 	start := time.Now()
 	dir := filepath.Join(r.cfg.StateDir, r.cfg.ApplicationID)
@@ -202,51 +212,18 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
-	r.tracker = newDeliveryTracker(r.plan.changelogs)
-
-	pcfg := kafka.ConfigMap{
-		"go.logs.channel.enable":    true,
-		"enable.idempotence":        true,
-		"acks":                      "all",
-		"partitioner":               "murmur2_random", // Java's default, so keys land where Kafka Streams would put them
-		"go.delivery.report.fields": "none",
-		"message.timeout.ms":        int(r.cfg.TransactionTimeout.Milliseconds()),
-		"linger.ms":                 5,
-		"go.batch.producer":         false,
+	if err := r.startProducer(); err != nil {
+		return err
 	}
-	for k, v := range producerChannelSizes {
-		pcfg[k] = v
-	}
-	for _, k := range []string{"message.timeout.ms", "producer.message.timeout.ms"} {
-		if v, ok := r.cfg.Kafka[k]; ok {
-			pcfg["message.timeout.ms"] = v
-		}
-	}
-	if r.eos() {
-		pcfg["transactional.id"] = r.cfg.ApplicationID + "-" + r.cfg.InstanceID
-		pcfg["transaction.timeout.ms"] = int(r.cfg.TransactionTimeout.Milliseconds())
-	}
-	r.producer, err = kafka.NewProducer(r.kafkaConfig("producer", pcfg))
-	if err != nil {
-		return fmt.Errorf("producer: %w", err)
-	}
-	drained := make(chan struct{})
-	go r.drainDeliveries(drained)
-	defer func() {
-		r.producer.Close()
-		<-drained
-	}()
+	defer func() { r.closeProducer(0) }() // the producer current by then
 	if r.eos() {
 		// Fences any older producer with our transactional.id and aborts its
 		// open transaction, so that restore below reads a settled changelog.
-		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := r.producer.InitTransactions(ictx)
-		cancel()
-		if err != nil {
-			if ae := r.txnAuthorization(err); isAuthorization(ae) {
-				return ae
+		if err := r.initTransactions(ctx, 60*time.Second); err != nil {
+			if isAuthorization(err) {
+				return err
 			}
-			return fmt.Errorf("%w: init transactions: %w", ErrFatal, err)
+			return fmt.Errorf("%w: %w", ErrFatal, err)
 		}
 	}
 	if len(r.plan.repartition) > 0 {
@@ -257,13 +234,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		r.purge = newPurger(padmin, r.plan.repartition, r.cfg.RepartitionPurgeInterval, r.log)
 		defer func() {
 			r.purge.wait()
-			padmin.Close()
+			r.purge.admin.Close() // the current producer's (recover.go replaces it)
 		}()
 	}
 	r.com = newCommitter(&kafkaTxn{r: r}, r.eos())
 	r.com.abortTimeout = r.cfg.TransactionTimeout
 
-	go r.drainLogs("producer", r.producer.Logs())
 	ccfg := kafka.ConfigMap{
 		"go.logs.channel.enable": true,
 		"group.id":               r.cfg.ApplicationID,
@@ -363,7 +339,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	r.log.Info("runner started", "topics", topics, "guarantee", r.cfg.ProcessingGuarantee,
 		"commit.interval", r.cfg.CommitInterval, "threads", r.cfg.NumStreamThreads, "startup", time.Since(start))
 
-	err = r.loop(ctx)
+	// The poll loop, and recoveries from a lost producer (recover.go).
+	err = r.process(ctx)
 	r.health.stop(err) // not ready from here on: a load balancer stops sending
 	if err == nil {
 		// Graceful: commit what was processed. The commit's barrier may find
@@ -440,7 +417,9 @@ func (r *Runner) closeConsumer() error {
 }
 
 // abortLeftoverTransaction runs one empty transaction (offsets only) and
-// aborts it, before any restore or processing.
+// aborts it, right after InitTransactions: at startup, before any restore or
+// processing, and after a producer recovery (recover.go), before the group
+// is rejoined.
 //
 // On Kafka, InitTransactions already aborted whatever transaction an earlier
 // incarnation of this transactional.id left open, and this costs one round
@@ -469,7 +448,7 @@ func (r *Runner) abortLeftoverTransaction(ctx context.Context) error {
 		if ae := r.groupAuthorization(err); isAuthorization(ae) {
 			return ae
 		}
-		r.log.Warn("startup transaction: send offsets failed; aborting anyway", "err", err)
+		r.log.Warn("leftover transaction: send offsets failed; aborting anyway", "err", err)
 	}
 	if err := r.producer.AbortTransaction(tctx); err != nil {
 		return fmt.Errorf("%w: abort leftover transaction: %w", ErrFatal, err)
@@ -494,33 +473,6 @@ func (r *Runner) prepareSerdes(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// drainDeliveries reads the producer's event channel until it closes: it
-// records delivery reports in the tracker and nothing else (STYLE lesson 6).
-func (r *Runner) drainDeliveries(done chan struct{}) {
-	defer close(done)
-	produced := map[string]prometheus.Counter{} // the drainer's own cache
-	for ev := range r.producer.Events() {
-		switch e := ev.(type) {
-		case *kafka.Message:
-			r.tracker.report(e)
-			if e.TopicPartition.Error == nil && e.TopicPartition.Topic != nil {
-				c, ok := produced[*e.TopicPartition.Topic]
-				if !ok {
-					c = r.m.produced.WithLabelValues(*e.TopicPartition.Topic)
-					produced[*e.TopicPartition.Topic] = c
-				}
-				c.Inc()
-			}
-		case kafka.Error:
-			if e.IsFatal() {
-				err := r.txnAuthorization(e)
-				r.producerFatal.CompareAndSwap(nil, &err)
-			}
-			r.log.Warn("producer error", "err", e, "fatal", e.IsFatal())
-		}
-	}
 }
 
 // drainLogs forwards librdkafka's log lines to slog (forwardLogs), until

@@ -57,10 +57,32 @@ package processor
 //     read_committed readers or to the stores.
 //   - An abort always has a deadline of its own and runs even when the caller's
 //     context is cancelled; if the aborted records' delivery reports do not all
-//     arrive by then, the runner stops (it could not tell them from the next
-//     transaction's).
-//   - A fatal failure (fenced, invalid epoch, unflagged error) stops at once:
-//     nothing is applied and nothing more is produced.
+//     arrive by then, the producer is lost (it could not tell them from the
+//     next transaction's): under exactly_once_v2 the runner replaces it (next
+//     point), whose new tracker counts only its own records.
+//   - A failure that lost the producer under exactly_once_v2 (recover.go:
+//     fenced or invalid epoch, a producer id the broker no longer knows, or
+//     a transactional call still failing at its deadline, past which the
+//     broker aborts the transaction and bumps the epoch) is recovered in
+//     process, as Kafka Streams handles a TaskMigratedException: nothing of
+//     the open transaction is applied; every task is closed dirty (pending
+//     batches and caches dropped, stream time and punctuation back to the
+//     committed point with the task); the producer is closed and a new one
+//     with the same transactional.id runs InitTransactions, which bumps the
+//     epoch, so the broker has aborted the old transaction (or aborts it
+//     now) and rejects whatever the old producer still had in flight; the
+//     new producer has its own delivery tracker, so no report of the old
+//     one is counted against it; and the consumer rejoins the group, so
+//     every partition it is assigned again starts at the offset the group
+//     committed and its stores restore the changelog tail from their
+//     checkpoints. Whether the lost transaction committed or aborted (a
+//     commit that timed out may have done either), the runner goes on from
+//     what Kafka holds, as a restart would: nothing is lost or applied
+//     twice. More than maxProducerRecoveries recoveries without a commit in
+//     between stop the runner.
+//   - Any other fatal failure (an authorization or configuration error, an
+//     unflagged error, a failure under at_least_once) stops at once: nothing
+//     is applied and nothing more is produced.
 //
 // Rejected design: writing store updates to Pebble as records are processed
 // and undoing them on abort. An undo log must itself be crash safe, reads
@@ -131,6 +153,23 @@ type txnEnv interface {
 	// the transaction back to its committed point.
 	dropState() error
 	rewind(first map[partitionKey]int64) error
+
+	// The recovery from a lost producer (recover.go), workers drained.
+	//
+	// producerFatal is the producer's own fatal error, nil if none.
+	producerFatal() error
+	// loseTasks closes every active task dirty, dropping its pending writes
+	// and caches, and forgets every owned partition, as when the group
+	// declares the assignment lost.
+	loseTasks() error
+	// resetProducer closes the producer (bounded) and builds and
+	// initializes a new one with the same configuration and
+	// transactional.id. An error wrapping errUnfinished may go away on
+	// another attempt (the broker still unreachable).
+	resetProducer(ctx context.Context) error
+	// rejoin makes the consumer leave and join the group again, so that it
+	// is assigned partitions afresh, at their committed offsets.
+	rejoin() error
 }
 
 // errDeliveriesPending: delivery reports were still missing at a deadline.
@@ -173,11 +212,15 @@ type committer struct {
 	// transaction by then anyway).
 	abortTimeout time.Duration
 	state        txnState
+	// recoveries counts the recoveries from a lost producer (recover.go)
+	// since the last commit; maxRecoveries bounds them.
+	recoveries    int
+	maxRecoveries int
 }
 
 func newCommitter(env txnEnv, transactional bool) *committer {
 	return &committer{env: env, transactional: transactional, retries: 5, retryBackoff: 100 * time.Millisecond,
-		abortTimeout: 30 * time.Second, state: newTxnState()}
+		abortTimeout: 30 * time.Second, state: newTxnState(), maxRecoveries: maxProducerRecoveries}
 }
 
 // ensureOpen begins a transaction if none is open. Called by the poll loop
@@ -196,8 +239,9 @@ func (c *committer) ensureOpen() error {
 }
 
 // retry calls fn until it succeeds, fails with a non-retriable error, or the
-// retries run out (then the error counts as fatal: the transaction timeout
-// will abort it on the broker anyway).
+// retries run out or its deadline passes (then the error counts as fatal and
+// is marked errUnfinished: the transaction timeout aborts it on the broker
+// anyway, and under exactly_once_v2 the runner recovers, recover.go).
 func (c *committer) retry(ctx context.Context, what string, fn func(context.Context) error) (ErrorClass, error) {
 	return c.retryWith(ctx, what, Classify, fn)
 }
@@ -215,11 +259,15 @@ func (c *committer) retryWith(ctx context.Context, what string, classify func(er
 		}
 		select {
 		case <-ctx.Done():
-			return Fatal, fmt.Errorf("%s: %w (after %v)", what, ctx.Err(), err)
+			err = fmt.Errorf("%s: %w (after %v)", what, ctx.Err(), err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = unfinished(err) // not a shutdown (cancelled)
+			}
+			return Fatal, err
 		case <-time.After(c.retryBackoff << i):
 		}
 	}
-	return Fatal, fmt.Errorf("%s: still failing after %d retries: %w", what, c.retries, err)
+	return Fatal, unfinished(fmt.Errorf("%s: still failing after %d retries: %w", what, c.retries, err))
 }
 
 // ErrAborted is returned by commit when the transaction was aborted and its
@@ -284,6 +332,7 @@ func (c *committer) commitOpen(ctx context.Context) error {
 		return fmt.Errorf("%w: apply committed state: %w", ErrFatal, err)
 	}
 	c.state = newTxnState()
+	c.recoveries = 0
 	return nil
 }
 
@@ -351,7 +400,8 @@ func (c *committer) abortTxn(ctx context.Context) error {
 	// Aborted records report errors: nothing to keep. But every report must
 	// arrive, or it would be counted against the next transaction.
 	if _, err := c.env.awaitDeliveries(actx); errors.Is(err, errDeliveriesPending) {
-		return fmt.Errorf("%w: after abort: %w", ErrFatal, err)
+		// A new producer, with a tracker of its own, could tell them apart.
+		return unfinished(fmt.Errorf("%w: after abort: %w", ErrFatal, err))
 	}
 	if err := c.env.dropState(); err != nil {
 		return fmt.Errorf("%w: roll tasks back after abort: %w", ErrFatal, err)

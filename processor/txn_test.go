@@ -42,6 +42,12 @@ type fakeTxnEnv struct {
 	// cached: the tasks' record caches hold updates (flushCaches logs a
 	// call only then, so scripts without a cache read as before).
 	cached bool
+
+	// The recovery from a lost producer: the producer's own fatal error,
+	// and whether the tasks were lost since the producer was last reset.
+	fatal      error
+	tasksLost  bool
+	resetSince bool // the producer was reset since the tasks were lost
 }
 
 func newFakeTxnEnv(t testing.TB, transactional bool) *fakeTxnEnv {
@@ -208,6 +214,41 @@ func (f *fakeTxnEnv) rewind(first map[partitionKey]int64) error {
 	return f.call("rewind", fmtOffsets(first))
 }
 
+func (f *fakeTxnEnv) producerFatal() error { return f.fatal }
+
+func (f *fakeTxnEnv) loseTasks() error {
+	if f.failErr != nil {
+		f.violate("loseTasks before the workers' failures were cleared")
+	}
+	err := f.call("loseTasks", "")
+	clear(f.processed)
+	clear(f.owned)
+	f.cached = false
+	f.tasksLost, f.resetSince = true, false
+	return err
+}
+
+func (f *fakeTxnEnv) resetProducer(ctx context.Context) error {
+	if !f.tasksLost {
+		f.violate("resetProducer while tasks of the lost producer are open")
+	}
+	err := f.call("resetProducer", "")
+	if err == nil {
+		// The new producer's InitTransactions bumped the epoch: the broker
+		// aborted the old transaction.
+		f.inTxn, f.fatal, f.resetSince = false, nil, true
+	}
+	return err
+}
+
+func (f *fakeTxnEnv) rejoin() error {
+	if !f.resetSince {
+		f.violate("rejoin before the producer was replaced")
+	}
+	f.tasksLost = false
+	return f.call("rejoin", "")
+}
+
 // fmtOffsets prints "topic/partition=offset" pairs in order.
 func fmtOffsets(m map[partitionKey]int64) string {
 	keys := slices.SortedFunc(maps.Keys(m), func(a, b partitionKey) int {
@@ -268,9 +309,51 @@ func scriptedError(t testing.TB, kind string) error {
 		return errors.New("delivery to out[0]: broker down")
 	case "pending":
 		return fmt.Errorf("%w: 3 of them: %w", errDeliveriesPending, context.DeadlineExceeded)
+	case "epoch":
+		return kafka.NewError(kafka.ErrInvalidProducerEpoch, "producer attempted an operation with an old epoch", true)
+	case "broker-fenced":
+		return kafka.NewError(kafka.ErrProducerFenced, "there is a newer producer with the same transactionalId", true)
+	case "unknown-producer":
+		return kafka.NewError(kafka.ErrUnknownProducerID, "unknown producer id", true)
+	case "config":
+		return kafka.NewError(kafka.ErrInvalidTransactionTimeout, "invalid transaction timeout", true)
+	case "sequence":
+		return kafka.NewError(kafka.ErrOutOfOrderSequenceNumber, "out of order sequence number", true)
+	case "cluster-authz":
+		return kafka.NewError(kafka.ErrClusterAuthorizationFailed, "cluster authorization failed", true)
+	case "authz":
+		// What txnAuthorization makes of TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+		return &AuthorizationError{Resource: "transactional id", Name: "app-a", Operations: []string{"WRITE"},
+			Code: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"}
+	case "unfinished":
+		// What resetProducer returns when InitTransactions timed out.
+		return unfinished(fmt.Errorf("init transactions: %w", kafka.NewError(kafka.ErrTimedOut, "timed out waiting for operation to finish", false)))
 	}
 	t.Fatalf("unknown error kind %q", kind)
 	return nil
+}
+
+// loopFailure builds the error the poll loop stops on for a kind: the
+// consumer's fatal error, a record's own failure, a global table's, a
+// worker's produce on a producer that has a fatal error (librdkafka's
+// __FATAL), or else the delivery drainer's fatal producer error of a
+// scriptedError kind.
+func loopFailure(t testing.TB, kind string) error {
+	t.Helper()
+	switch kind {
+	case "fenced-instance":
+		return fmt.Errorf("%w: consumer: %w", ErrFatal, kafka.NewError(kafka.ErrFencedInstanceID,
+			"static consumer fenced by other consumer with same group.instance.id", true))
+	case "processing":
+		return fmt.Errorf("on.error=fail: %w", &ProcessingError{Class: "processing", Topic: "in", Partition: 0, Offset: 7, Err: errors.New("boom")})
+	case "global":
+		return fmt.Errorf("%w: global tables: %w", ErrFatal, errors.New("restore refs: disk full"))
+	case "produce-fatal":
+		return fmt.Errorf("%w: %w", ErrFatal, &runtimeError{fmt.Errorf("produce to out: %w", kafka.NewError(kafka.ErrFatal, "Local: Fatal error", false))})
+	case "authz":
+		return scriptedError(t, kind)
+	}
+	return fmt.Errorf("%w: producer: %w", ErrFatal, scriptedError(t, kind))
 }
 
 // outcome prints commitTxn/abortTxn's result by the sentinel it wraps.
@@ -312,6 +395,10 @@ func fmtState(s txnState) string {
 //	abort                                   abortTxn
 //	due elapsed=D interval=D [max=N]        due, elapsed after the transaction opened
 //	state
+//	producer-fatal kind=K                   the producer's own fatal error is now a scriptedError K
+//	recover [err=K] [max=N]                 the runner's recovery from a lost producer (recover.go), after
+//	                                        the last commit's or abort's error, or after the poll loop
+//	                                        stopped on loopFailure K; max: maxRecoveries (default 5)
 //
 // Each command prints the env calls it caused in order, the outcome, and any
 // protocol violation the fake saw. Regenerate with
@@ -341,9 +428,11 @@ func TestTxn(t *testing.T) {
 		}
 		reset(true, 5)
 		ctx := context.Background()
+		var last error // the last commit's or abort's error, for recover
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			var out []string
 			result := func(err error, withState bool) string {
+				last = err
 				out = append(out, env.takeCalls()...)
 				out = append(out, "-> "+outcome(err))
 				if withState {
@@ -463,6 +552,28 @@ func TestTxn(t *testing.T) {
 				return fmt.Sprintf("%v\n", c.due(c.state.started.Add(e), iv, max))
 			case "state":
 				return fmtState(c.state) + "\n"
+			case "producer-fatal":
+				var kind string
+				d.ScanArgs(t, "kind", &kind)
+				env.fatal = scriptedError(t, kind)
+				return "ok\n"
+			case "recover":
+				failure := last
+				var kind string
+				d.MaybeScanArgs(t, "err", &kind)
+				if kind != "" {
+					failure = loopFailure(t, kind)
+				}
+				d.MaybeScanArgs(t, "max", &c.maxRecoveries)
+				err := c.recover(ctx, failure, func(reason string) {
+					out = append(out, "lost: "+reason)
+				}, func(err error) {
+					out = append(out, env.takeCalls()...)
+					out = append(out, "retry after: "+err.Error())
+				})
+				out = append(out, env.takeCalls()...)
+				out = append(out, fmt.Sprintf("recoveries since the last commit: %d", c.recoveries))
+				return result(err, true)
 			}
 			d.Fatalf(t, "unknown command %q", d.Cmd)
 			return ""
