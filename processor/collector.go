@@ -174,11 +174,14 @@ func (t *deliveryTracker) await(ctx context.Context) (map[partitionKey]int64, er
 	return last, err
 }
 
-// producerChannelSizes bound the Go client's producer channels, which it
-// otherwise allocates for a million entries each (go.events.channel.size,
-// go.produce.channel.size): 24 MiB of pointers that the garbage collector
-// scans in every cycle, whatever they hold, which profiled as most of the
-// runner's GC work. Delivery reports are drained as they come (the
-// drainer), so a full channel only makes librdkafka's poller wait; the
-// produce channel is not used (records go through Produce).
-var producerChannelSizes = map[string]int{"go.events.channel.size": 10000, "go.produce.channel.size": 1}
+// The Go client's producer channels, which it otherwise allocates for a
+// million entries each (go.events.channel.size, go.produce.channel.size):
+// 24 MiB of pointers that the garbage collector scans in every cycle,
+// whatever they hold, which profiled as most of the runner's GC work.
+// Delivery reports are drained as they come (the drainer), so a full
+// channel only makes librdkafka's poller wait; the produce channel is not
+// used (records go through Produce).
+const (
+	producerEventsChannelSize  = 10000
+	producerProduceChannelSize = 1
+)

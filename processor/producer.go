@@ -41,9 +41,8 @@ func (r *Runner) producerConfig() *kafka.ConfigMap {
 		"message.timeout.ms":        int(r.cfg.TransactionTimeout.Milliseconds()),
 		"linger.ms":                 5,
 		"go.batch.producer":         false,
-	}
-	for k, v := range producerChannelSizes {
-		pcfg[k] = v
+		"go.events.channel.size":    producerEventsChannelSize,
+		"go.produce.channel.size":   producerProduceChannelSize,
 	}
 	for _, k := range []string{"message.timeout.ms", "producer.message.timeout.ms"} {
 		if v, ok := r.cfg.Kafka[k]; ok {

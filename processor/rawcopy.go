@@ -97,8 +97,8 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 		"acks":                      "all",
 		"linger.ms":                 5,
 		"go.delivery.report.fields": "none",
-		"go.events.channel.size":    producerChannelSizes["go.events.channel.size"],
-		"go.produce.channel.size":   producerChannelSizes["go.produce.channel.size"],
+		"go.events.channel.size":    producerEventsChannelSize,
+		"go.produce.channel.size":   producerProduceChannelSize,
 	}, nil))
 	if err != nil {
 		return RawCopyResult{}, fmt.Errorf("raw copy: producer: %w", err)
