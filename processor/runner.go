@@ -50,12 +50,11 @@ type Runner struct {
 	// ends. Both are replaced with the producer (producer.go).
 	tracker *deliveryTracker
 	drained chan struct{}
-	workers []chan work
+	// disp hands work to the task workers (dispatch.go).
+	disp *dispatcher
 	// buffered holds the tasks whose partition group has records not yet
 	// dispatched (partitiongroup.go). Poll loop only.
 	buffered map[*task]bool
-	// inflight counts dispatched work not yet done; the commit barrier waits on it.
-	inflight sync.WaitGroup
 	// failures holds what the workers hit in the open transaction; workers
 	// skip further work while any is set.
 	failures workerFailures
@@ -316,18 +315,10 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	defer stopSharing()
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	r.workers = make([]chan work, r.cfg.NumStreamThreads)
-	var workersDone sync.WaitGroup
-	for i := range r.workers {
-		r.workers[i] = make(chan work, 1024)
-		workersDone.Add(1)
-		go func(ch chan work) { defer workersDone.Done(); r.worker(wctx, ch) }(r.workers[i])
-	}
+	var stopDispatch func()
+	r.disp, stopDispatch = startDispatcher(wctx, r.cfg.NumStreamThreads, r.runWork)
 	defer func() {
-		for _, ch := range r.workers {
-			close(ch)
-		}
-		workersDone.Wait()
+		stopDispatch()
 		stopWorkers()
 	}()
 
@@ -379,7 +370,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 func (r *Runner) stopOnError(err error) error {
 	r.stopping = true
 	r.log.Error("runner stopping on error", "err", err)
-	r.inflight.Wait()
+	r.disp.discard()
 	if r.eos() && r.com.state.open {
 		actx, cancel := context.WithTimeout(context.Background(), r.cfg.TransactionTimeout)
 		if aerr := r.producer.AbortTransaction(actx); aerr != nil {

@@ -16,7 +16,7 @@ import (
 // poll loop; those that touch tasks run after barrier, workers drained.
 type kafkaTxn struct{ r *Runner }
 
-func (k *kafkaTxn) barrier() { k.r.inflight.Wait() }
+func (k *kafkaTxn) barrier() { k.r.disp.drain() }
 
 func (k *kafkaTxn) flushCaches() error {
 	var (
@@ -27,7 +27,7 @@ func (k *kafkaTxn) flushCaches() error {
 		if !t.cacheDirty() {
 			continue
 		}
-		k.r.dispatch(work{t: t, fn: func(ctx context.Context) {
+		k.r.disp.dispatch(work{t: t, fn: func(ctx context.Context) {
 			if err := t.flushCaches(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -35,7 +35,7 @@ func (k *kafkaTxn) flushCaches() error {
 			}
 		}})
 	}
-	k.r.inflight.Wait()
+	k.r.disp.drain()
 	return errors.Join(errs...)
 }
 
