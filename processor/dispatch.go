@@ -41,7 +41,7 @@ const dispatchMaxWait = time.Millisecond
 // dispatch, flush, drain, discard and pending belong to the poll loop.
 type dispatcher struct {
 	workers   []chan []work
-	collected [][]work // per worker, not yet handed over
+	collected [][]work  // per worker, not yet handed over
 	oldest    time.Time // when the oldest collected work was collected; zero when none
 	inflight  sync.WaitGroup
 	done      sync.WaitGroup // the worker goroutines
