@@ -213,3 +213,83 @@ func TestCompactionKeepsLatestCommitted(t *testing.T) {
 		t.Fatalf("offset 0 (a=1, superseded) survived compaction")
 	}
 }
+
+// TestOffsetFetchMetadataNeverNull pins Kafka's answer for an offset's
+// metadata (third_party/kfake/PATCH.md, third patch): "" where there is no
+// committed offset, or one committed with null metadata, never null. Some
+// clients (sarama from protocol version 2.4) reject a null and stop.
+func TestOffsetFetchMetadataNeverNull(t *testing.T) {
+	ctx := context.Background()
+	_, adm := startTestBroker(t)
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "meta", 2, 1
+	create.Topics = append(create.Topics, ct)
+	created, err := create.RequestWith(ctx, adm)
+	if err != nil {
+		t.Fatal(err)
+	} else if err := kerr.ErrorForCode(created.Topics[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	id := created.Topics[0].TopicID // newer versions name topics by ID
+	// Partition 0 committed with null metadata (a simple, memberless
+	// commit); partition 1 never.
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = "g", -1
+	mt := kmsg.NewOffsetCommitRequestTopic()
+	mt.Topic, mt.TopicID = "meta", id
+	mp := kmsg.NewOffsetCommitRequestTopicPartition()
+	mp.Partition, mp.Offset, mp.Metadata = 0, 5, nil
+	mt.Partitions = append(mt.Partitions, mp)
+	commit.Topics = append(commit.Topics, mt)
+	if resp, err := commit.RequestWith(ctx, adm); err != nil {
+		t.Fatal(err)
+	} else if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Group = "g"
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic, ft.Partitions = "meta", []int32{0, 1}
+	fetch.Topics = append(fetch.Topics, ft)
+	fg := kmsg.NewOffsetFetchRequestGroup()
+	fg.Group = "g"
+	gt := kmsg.NewOffsetFetchRequestGroupTopic()
+	gt.Topic, gt.TopicID, gt.Partitions = "meta", id, []int32{0, 1}
+	fg.Topics = append(fg.Topics, gt)
+	fetch.Groups = append(fetch.Groups, fg)
+	resp, err := fetch.RequestWith(ctx, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One of the two shapes answers, by the version the client chose.
+	topics := resp.Topics
+	if len(resp.Groups) > 0 {
+		topics = nil
+		for _, gt := range resp.Groups[0].Topics {
+			tr := kmsg.NewOffsetFetchResponseTopic()
+			for _, p := range gt.Partitions {
+				tr.Partitions = append(tr.Partitions, kmsg.OffsetFetchResponseTopicPartition{Partition: p.Partition,
+					Offset: p.Offset, Metadata: p.Metadata})
+			}
+			topics = append(topics, tr)
+		}
+	}
+	{
+		version := resp.GetVersion()
+		got := map[int32]int64{}
+		for _, tr := range topics {
+			for _, p := range tr.Partitions {
+				if p.Metadata == nil {
+					t.Errorf("v%d partition %d: metadata null, Kafka answers \"\"", version, p.Partition)
+				} else if *p.Metadata != "" {
+					t.Errorf("v%d partition %d: metadata %q, want \"\"", version, p.Partition, *p.Metadata)
+				}
+				got[p.Partition] = p.Offset
+			}
+		}
+		if got[0] != 5 || got[1] != -1 {
+			t.Errorf("v%d: offsets %v, want partition 0 at 5 and 1 at -1", version, got)
+		}
+	}
+}

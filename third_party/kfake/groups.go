@@ -663,6 +663,7 @@ func (gs *groups) handleOffsetFetch(creq *clientReq) *kmsg.OffsetFetchResponse {
 							sp.LeaderEpoch = c.leaderEpoch
 							sp.Metadata = c.metadata
 						}
+						sp.Metadata = offsetMetadata(sp.Metadata)
 						st.Partitions = append(st.Partitions, sp)
 					}
 					sg.Topics = append(sg.Topics, st)
@@ -690,6 +691,7 @@ func (gs *groups) handleOffsetFetch(creq *clientReq) *kmsg.OffsetFetchResponse {
 								sp.Metadata = c.metadata
 							}
 						}
+						sp.Metadata = offsetMetadata(sp.Metadata)
 						st.Partitions = append(st.Partitions, sp)
 					}
 					sg.Topics = append(sg.Topics, st)
@@ -3713,4 +3715,16 @@ func (g *group) atConsumerSessionTimeoutIn(m *consumerMember, d time.Duration) {
 			g.evictConsumerMember(m)
 		}
 	})
+}
+
+// offsetMetadata is an OffsetFetch partition's metadata as Kafka answers
+// it: never null, "" (OffsetFetchResponse.NO_METADATA) for a partition
+// without a committed offset, an unstable one, or one committed with null
+// metadata. Clients such as sarama reject a null there.
+func offsetMetadata(m *string) *string {
+	if m == nil {
+		empty := ""
+		return &empty
+	}
+	return m
 }
