@@ -32,6 +32,10 @@ type RawCopyConfig struct {
 	Kafka map[string]string
 	// Logger receives start, progress (every 10s) and stop; nil discards.
 	Logger *slog.Logger
+	// Copies is how many times each record is produced; default 1. Two
+	// measure what the client costs a stateful record, which produces an
+	// output and a changelog record.
+	Copies int
 }
 
 // RawCopyResult is what a RawCopy did.
@@ -73,6 +77,7 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 	if cfg.CommitInterval == 0 {
 		cfg.CommitInterval = 100 * time.Millisecond
 	}
+	cfg.Copies = max(cfg.Copies, 1)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -167,12 +172,14 @@ func RawCopy(ctx context.Context, cfg RawCopyConfig) (RawCopyResult, error) {
 				continue
 			}
 			res.Consumed++
-			m := &kafka.Message{
-				TopicPartition: kafka.TopicPartition{Topic: &output, Partition: e.TopicPartition.Partition},
-				Key:            e.Key, Value: e.Value, Timestamp: e.Timestamp,
-			}
-			loopErr = produceWaiting(ctx, producer, m)
-			if loopErr == nil {
+			for range cfg.Copies {
+				m := &kafka.Message{
+					TopicPartition: kafka.TopicPartition{Topic: &output, Partition: e.TopicPartition.Partition},
+					Key:            e.Key, Value: e.Value, Timestamp: e.Timestamp,
+				}
+				if loopErr = produceWaiting(ctx, producer, m); loopErr != nil {
+					break
+				}
 				res.Produced++
 			}
 		case kafka.Error:

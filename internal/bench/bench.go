@@ -362,6 +362,7 @@ type runSpec struct {
 	binary                string // "" or BinaryBaseline
 	declared              bool   // run the topology from its file (DeclaredStatefulFile), not --topology
 	peer                  bool   // not eos-runner: Config.GokaBinary (goka.go), no topology
+	copies                int    // a raw copy producing each record this many times (RunRawCopy2x), no topology
 	build                 func(input string) (*topology.Topology, error)
 	output                func(input string) string
 }
@@ -409,7 +410,7 @@ func (b *bench) specs() []runSpec {
 			return
 		}
 		out = append(out, s)
-		if b.cfg.BaselineBinary != "" && s.cache == 0 && !s.declared && !s.peer {
+		if b.cfg.BaselineBinary != "" && s.cache == 0 && !s.declared && !s.peer && s.copies == 0 {
 			s.binary = BinaryBaseline
 			out = append(out, s)
 		}
@@ -445,6 +446,9 @@ func (b *bench) specs() []runSpec {
 			add(runSpec{name: RunStatefulDeclared, guarantee: g, keys: KeysUniform, declared: true, build: t.build, output: t.output})
 		}
 	}
+	// The client's floor for a stateful record: two produces per record.
+	add(runSpec{name: RunRawCopy2x, guarantee: GuaranteeNone, keys: KeysUniform, copies: 2,
+		output: func(input string) string { return input + "-copy2x" }})
 	// The goka peer: the stateful topology's job, at-least-once (goka has
 	// no transactions), on both inputs.
 	for _, keys := range []string{KeysUniform, KeysZipf} {
@@ -557,6 +561,12 @@ func (b *bench) configRun(ctx context.Context, s runSpec, input string, total in
 	args := b.runnerArgs(s.topo, input, app, s.guarantee, stateDir, extra...)
 	cleanup := []string{out, app + "-dlq"}
 	switch {
+	case s.copies > 0:
+		args = []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
+			"--input", input, "--output", out, "--group", app, "--copies", strconv.Itoa(s.copies)}
+		for _, kv := range b.cfg.RawCopyKafka {
+			args = append(args, "--set", "kafka."+kv)
+		}
 	case s.peer:
 		// goka's group table, created here as goka wants it (compacted,
 		// co-partitioned with the input): goka would create it with its

@@ -31,6 +31,7 @@ func TestGokaSpecs(t *testing.T) {
 		{[]string{"stateful-exactly_once_v2", RunGoka}, []string{"stateful-exactly_once_v2", "stateful-exactly_once_v2-cache",
 			"stateful-exactly_once_v2-zipf", "stateful-exactly_once_v2-zipf-cache", "goka-at_least_once", "goka-at_least_once-zipf"}},
 		{[]string{"stateful-exactly_once_v2-uniform"}, []string{"stateful-exactly_once_v2"}},
+		{[]string{RunRawCopy2x}, []string{"raw-copy-2x-none"}},
 		{[]string{"stateful-exactly_once_v2-uniform-cache", "stateless-exactly_once_v2"}, []string{"stateless-exactly_once_v2",
 			"stateful-exactly_once_v2-cache"}},
 		{[]string{RunStateful}, []string{"stateful-at_least_once", "stateful-exactly_once_v2", "stateful-exactly_once_v2-cache",

@@ -24,6 +24,12 @@ const (
 	RunDedup     = "dedup"
 	RunJoin      = "join"
 	RunGoka      = "goka" // the goka peer (goka.go), not eos-runner
+	// RunRawCopy2x is the raw copy producing every record twice: the
+	// client's own cost of what a stateful record needs at least (an
+	// output and a changelog record), with no state, transaction or
+	// processing. A reference row, paired with a plain raw copy like the
+	// rest.
+	RunRawCopy2x = "raw-copy-2x"
 
 	GuaranteeNone = "none"
 
