@@ -149,15 +149,25 @@ func (s *kvStore) cacheWrite(e *kvWrite) bool {
 	return true
 }
 
-// flushCache writes every cached update through (pending batch, changelog)
-// and hands it to the listener, in first-update order, then empties the
-// cache. Forwarded records land in the collector and in downstream stores'
+// flushChunk is how many cached updates flushCache writes through before
+// the task moves what they produced on (flushCaches): the collector then
+// holds a chunk's records, not a whole cache's, whose buffers it keeps.
+const flushChunk = 512
+
+// flushCache writes up to limit cached updates through (pending batch,
+// changelog) and hands them to the listener, in first-update order,
+// removing them from the cache; it reports whether the cache is empty.
+// Forwarded records land in the collector and in downstream stores'
 // overlays; the caller moves them on.
-func (s *kvStore) flushCache() error {
+func (s *kvStore) flushCache(limit int) (empty bool, err error) {
 	order := s.order
 	s.order = nil
 	defer func() { *s.rc.current = nil }()
 	for i, k := range order {
+		if i == limit {
+			s.order = append(order[i:], s.order...)
+			return false, nil
+		}
 		e, ok := s.cache[k]
 		if !ok {
 			continue // dropped by a write-through
@@ -169,29 +179,29 @@ func (s *kvStore) flushCache() error {
 		if s.withOld {
 			ob, err := s.cs.Get(kb)
 			if err != nil {
-				return &runtimeError{fmt.Errorf("store %s: get: %w", s.spec.Name, err)}
+				return false, &runtimeError{fmt.Errorf("store %s: get: %w", s.spec.Name, err)}
 			}
 			if ob != nil {
 				if oldV, err = s.spec.ValueSerde.Deserialize(s.topic, ob); err != nil {
-					return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+					return false, fmt.Errorf("store %s: value: %w", s.spec.Name, err)
 				}
 			}
 		}
 		if err := s.write(kb, e.value); err != nil {
-			return err
+			return false, err
 		}
 		var newV any
 		if e.value != nil {
 			var err error
 			if newV, err = s.spec.ValueSerde.Deserialize(s.topic, e.value); err != nil {
-				return fmt.Errorf("store %s: value: %w", s.spec.Name, err)
+				return false, fmt.Errorf("store %s: value: %w", s.spec.Name, err)
 			}
 		} else if oldV == nil && s.withOld {
 			continue // a delete of an absent key: nothing to tell (as KS)
 		}
 		key, err := s.spec.KeySerde.Deserialize(s.topic, kb)
 		if err != nil {
-			return fmt.Errorf("store %s: key: %w", s.spec.Name, err)
+			return false, fmt.Errorf("store %s: key: %w", s.spec.Name, err)
 		}
 		*s.rc.current = nil
 		if e.from.hasMD {
@@ -202,10 +212,10 @@ func (s *kvStore) flushCache() error {
 			// Put back what is not flushed yet, for a consistent view until
 			// the abort drops it all.
 			s.order = append(order[i+1:], s.order...)
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return len(s.cache) == 0, nil
 }
 
 // dropCache empties the cache unflushed: the transaction is aborted.
@@ -244,8 +254,8 @@ func (t *task) maybeEvict(ctx context.Context) error {
 var errCacheFlush = errors.New("record cache flush")
 
 // flushCaches flushes every cached store of the task, and again while a
-// flush's forwarded records fill another (a cached store downstream), then
-// produces what they forwarded. A failure that is not the runtime's (a
+// flush's forwarded records fill another (a cached store downstream),
+// producing what they forwarded every flushChunk updates. A failure that is not the runtime's (a
 // downstream processor's error) stops the runner after an abort, since no
 // single input record can be dead-lettered for it.
 func (t *task) flushCaches(ctx context.Context) error {
@@ -254,23 +264,26 @@ func (t *task) flushCaches(ctx context.Context) error {
 			return fmt.Errorf("task %s: %w: caches still dirty after %d passes", t.id, errCacheFlush, pass)
 		}
 		for _, s := range t.rc.stores {
-			if len(s.cache) == 0 {
-				continue
-			}
-			if err := s.flushCache(); err != nil {
-				t.discard()
-				var rte *runtimeError
-				if errors.As(err, &rte) {
+			for empty := len(s.cache) == 0; !empty; {
+				var err error
+				if empty, err = s.flushCache(flushChunk); err != nil {
+					t.discard()
+					var rte *runtimeError
+					if errors.As(err, &rte) {
+						return err
+					}
+					// %v: whatever the error wraps (a processing error of
+					// a node), it is not a record's to dead-letter.
+					return fmt.Errorf("task %s: %w of store %s: %v", t.id, errCacheFlush, s.spec.Name, err)
+				}
+				if err := t.commitRecord(); err != nil {
 					return err
 				}
-				// %v: whatever the error wraps (a processing error of a
-				// node), it is not a record's to dead-letter.
-				return fmt.Errorf("task %s: %w of store %s: %v", t.id, errCacheFlush, s.spec.Name, err)
-			}
-			if err := t.commitRecord(); err != nil {
-				return err
+				if err := t.coll.flush(ctx); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return t.coll.flush(ctx)
+	return nil
 }
