@@ -114,6 +114,18 @@ func failLostProducer(t *testing.T, b *brokerProc, st *faultStats) {
 	if len(r.find(producerLost)) != 2 {
 		t.Errorf("%d recoveries, want 2 (one per fault): %v", len(r.find(producerLost)), reasons)
 	}
+	// Each recovery ends the runner's ownership in its log before the
+	// group moves the partitions (the ownership checks of TestFaultsJoin
+	// read these reports).
+	lostReports := 0
+	for _, l := range r.find("partitions revoked") {
+		if lost, _ := l["lost"].(bool); lost && l["reason"] == "transactional producer lost" {
+			lostReports++
+		}
+	}
+	if lostReports != len(r.find(producerLost)) {
+		t.Errorf("%d lost-partition reports for %d recoveries, want one each", lostReports, len(r.find(producerLost)))
+	}
 	if reasons["fenced"] == 0 {
 		t.Errorf("no recovery from a fenced producer, after a froze past its transaction timeout: %v", reasons)
 	}

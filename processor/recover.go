@@ -294,6 +294,10 @@ func (k *kafkaTxn) loseTasks() error {
 		topic := tp.Topic
 		parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: tp.Partition})
 	}
+	// The same report a lost assignment gives (rebalance.go), so that
+	// whoever reads the log (operators, the ownership checks of the fault
+	// tests) sees the ownership end here, not at the next assignment.
+	r.log.Info("partitions revoked", "partitions", fmtParts(parts), "lost", true, "reason", "transactional producer lost")
 	closing := r.tm.forget(parts)
 	for id, t := range r.tm.tasks { // any task left without a partition too
 		closing[id] = t
