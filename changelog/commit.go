@@ -20,12 +20,12 @@ type Commit struct {
 
 // Commit applies every given store's pending batch together with each
 // store's new checkpoint in one Pebble batch and waits until it is written:
-// CommitAsync, then Settled.
+// CommitAsync, then the wait every path to Pebble makes.
 func (db *DB) Commit(commits []Commit) error {
 	if err := db.CommitAsync(commits); err != nil {
 		return err
 	}
-	return db.Settled()
+	return db.settled()
 }
 
 // CommitAsync applies every given store's pending batch together with each
@@ -139,10 +139,6 @@ type applyOp struct {
 	done chan struct{}
 	err  error // set before done is closed
 }
-
-// Settled waits until the last CommitAsync's write has landed in Pebble and
-// returns its error (nil if none is in flight).
-func (db *DB) Settled() error { return db.settled() }
 
 // settled waits for the write in flight, if any; see CommitAsync. Its error
 // stays: once a write failed, every path to Pebble fails with it.

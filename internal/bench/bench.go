@@ -324,6 +324,17 @@ func (b *bench) writeInput(ctx context.Context, topic string, records int, key k
 	return b.k.produce(ctx, b.log, topic, records, b.cfg.ValueBytes, key)
 }
 
+// rawCopyArgs are the arguments of the raw-copy worker (processor.RawCopy)
+// copying input to out in group, each record copies times.
+func (b *bench) rawCopyArgs(input, out, group string, copies int) []string {
+	args := []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
+		"--input", input, "--output", out, "--group", group, "--copies", strconv.Itoa(copies)}
+	for _, kv := range b.cfg.RawCopyKafka {
+		args = append(args, "--set", "kafka."+kv)
+	}
+	return args
+}
+
 // runnerArgs are the arguments of `eos-runner run` for a bench topology.
 func (b *bench) runnerArgs(topo, input, app, guarantee, stateDir string, extra ...string) []string {
 	return append([]string{"--log-format", "json", "run", "--topology", topo},
@@ -523,12 +534,7 @@ func (b *bench) rawCopy(ctx context.Context, input, keys string, total int64, ro
 	if err := b.k.createTopic(ctx, out, b.cfg.Partitions); err != nil {
 		return 0, err
 	}
-	args := []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
-		"--input", input, "--output", out, "--group", app}
-	for _, kv := range b.cfg.RawCopyKafka {
-		args = append(args, "--set", "kafka."+kv)
-	}
-	r, err := b.measuredRun(ctx, id, b.cfg.Binary, args, app, input, total)
+	r, err := b.measuredRun(ctx, id, b.cfg.Binary, b.rawCopyArgs(input, out, app, 1), app, input, total)
 	if err != nil {
 		return 0, fmt.Errorf("bench: run %s: %w", id, err)
 	}
@@ -562,11 +568,7 @@ func (b *bench) configRun(ctx context.Context, s runSpec, input string, total in
 	cleanup := []string{out, app + "-dlq"}
 	switch {
 	case s.copies > 0:
-		args = []string{"--log-format", "json", "bench", "worker", "--mode", "raw-copy", "--brokers", b.brokers,
-			"--input", input, "--output", out, "--group", app, "--copies", strconv.Itoa(s.copies)}
-		for _, kv := range b.cfg.RawCopyKafka {
-			args = append(args, "--set", "kafka."+kv)
-		}
+		args = b.rawCopyArgs(input, out, app, s.copies)
 	case s.peer:
 		// goka's group table, created here as goka wants it (compacted,
 		// co-partitioned with the input): goka would create it with its

@@ -275,21 +275,19 @@ func TestOffsetFetchMetadataNeverNull(t *testing.T) {
 			topics = append(topics, tr)
 		}
 	}
-	{
-		version := resp.GetVersion()
-		got := map[int32]int64{}
-		for _, tr := range topics {
-			for _, p := range tr.Partitions {
-				if p.Metadata == nil {
-					t.Errorf("v%d partition %d: metadata null, Kafka answers \"\"", version, p.Partition)
-				} else if *p.Metadata != "" {
-					t.Errorf("v%d partition %d: metadata %q, want \"\"", version, p.Partition, *p.Metadata)
-				}
-				got[p.Partition] = p.Offset
+	version := resp.GetVersion()
+	got := map[int32]int64{}
+	for _, tr := range topics {
+		for _, p := range tr.Partitions {
+			if p.Metadata == nil {
+				t.Errorf("v%d partition %d: metadata null, Kafka answers \"\"", version, p.Partition)
+			} else if *p.Metadata != "" {
+				t.Errorf("v%d partition %d: metadata %q, want \"\"", version, p.Partition, *p.Metadata)
 			}
+			got[p.Partition] = p.Offset
 		}
-		if got[0] != 5 || got[1] != -1 {
-			t.Errorf("v%d: offsets %v, want partition 0 at 5 and 1 at -1", version, got)
-		}
+	}
+	if got[0] != 5 || got[1] != -1 {
+		t.Errorf("v%d: offsets %v, want partition 0 at 5 and 1 at -1", version, got)
 	}
 }
