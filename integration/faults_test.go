@@ -258,8 +258,14 @@ func TestFaults(t *testing.T) {
 
 // faultKillOne: one instance SIGKILLed at random moments and restarted.
 func faultKillOne(e *faultEnv) faultStats {
-	kills := scale(5, 15)
+	return killOneRepeatedly(e, scale(5, 15))
+}
+
+// killOneRepeatedly starts instance a with args, SIGKILLs it kills times at
+// random points of the input, restarting it each time, and lets it finish.
+func killOneRepeatedly(e *faultEnv, kills int, args ...string) faultStats {
 	f := newFleet(e.t, e.b.addr, e.topic, 100*time.Millisecond)
+	f.args = args
 	for i := range kills {
 		f.start("a")
 		e.progressTo(max(e.committed()+1, e.randomPoint(i, kills+1)), fmt.Sprintf("progress before kill %d", i+1))
@@ -276,18 +282,7 @@ func faultKillOne(e *faultEnv) faultStats {
 // between commits: kills land with updates in the cache, in a flush, or
 // between a flush and the commit.
 func faultKillCached(e *faultEnv) faultStats {
-	kills := scale(3, 10)
-	f := newFleet(e.t, e.b.addr, e.topic, 100*time.Millisecond)
-	f.args = []string{"--set", "statestore.cache.max.bytes=65536"}
-	for i := range kills {
-		f.start("a")
-		e.progressTo(max(e.committed()+1, e.randomPoint(i, kills+1)), fmt.Sprintf("progress before kill %d", i+1))
-		f.kill("a")
-	}
-	f.start("a")
-	e.progressTo(int64(e.records), "all input committed")
-	f.stopAll()
-	return faultStats{kills: kills, rebalances: f.rebalances(), restarts: f.starts - 1}
+	return killOneRepeatedly(e, scale(3, 10), "--set", "statestore.cache.max.bytes=65536")
 }
 
 // faultRolling: three instances, rolling SIGKILLs and restarts, and one
